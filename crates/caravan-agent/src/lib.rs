@@ -1,0 +1,1 @@
+//! The Caravan client agent: fingerprinting, node registration and heartbeats.

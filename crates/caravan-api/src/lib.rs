@@ -1,0 +1,1 @@
+//! A Rust HTTP client for the Nomad API, as an outside user would import it.

@@ -1,0 +1,1 @@
+//! The Nomad (go-bexpr) filter expression language: parser and evaluator over JSON.

@@ -1,0 +1,1 @@
+//! The Caravan HTTP edge: the Nomad API routes, shared query conventions, rendering.

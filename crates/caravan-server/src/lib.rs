@@ -1,0 +1,1 @@
+//! The Caravan server: gRPC services per noun, heartbeats, node lifecycle.

@@ -1,0 +1,1 @@
+//! Test fixtures: throwaway PostgreSQL databases, free ports, running Caravan processes.
