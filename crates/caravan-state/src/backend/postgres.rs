@@ -1,0 +1,170 @@
+//! PostgreSQL: the durable store of a deployment. The leadership is a session advisory lock held
+//! on a dedicated connection, plus the fencing epoch checked by every write transaction.
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use std::str::FromStr;
+
+use super::{Commit, Loaded, table_by_name, to_i64, to_u64, upsert_sql};
+use crate::error::StateError;
+use crate::table::TableId;
+use crate::txn::Op;
+
+/// Advisory lock key of the leadership ("caravan" in ASCII).
+const LEADER_LOCK: i64 = 0x0063_6172_6176_616e;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+pub(crate) struct Pg {
+    pool: PgPool,
+    /// Holds the advisory lock for as long as this server leads.
+    _leader: PgConnection,
+}
+
+pub(crate) async fn migrate(url: &str) -> Result<(), StateError> {
+    let mut conn = PgConnection::connect(url).await?;
+    MIGRATOR.run(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+impl Pg {
+    pub(crate) async fn open(url: &str) -> Result<Pg, StateError> {
+        let opts = PgConnectOptions::from_str(url)?.application_name("caravan-server");
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.clone())
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let mut leader = PgConnection::connect_with(&opts).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut leader)
+            .await?;
+        if !got {
+            return Err(StateError::LeadershipHeld);
+        }
+        sqlx::query("UPDATE cluster_state SET epoch = epoch + 1 WHERE id = 1")
+            .execute(&pool)
+            .await?;
+        Ok(Pg {
+            pool,
+            _leader: leader,
+        })
+    }
+
+    pub(crate) async fn load(&self) -> Result<Loaded, StateError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let mut loaded = Loaded::default();
+        let row = sqlx::query("SELECT current_index, epoch FROM cluster_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        loaded.current_index = to_u64(row.try_get("current_index")?);
+        loaded.epoch = to_u64(row.try_get("epoch")?);
+        for row in sqlx::query("SELECT tbl, idx FROM table_indexes")
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let name: String = row.try_get("tbl")?;
+            if let Some(table) = table_by_name(&name) {
+                loaded.table_indexes.insert(table, to_u64(row.try_get("idx")?));
+            }
+        }
+        for table in TableId::ALL {
+            let sql = format!("SELECT key, doc::text AS doc FROM {} ORDER BY key", table.name());
+            let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((row.try_get("key")?, row.try_get("doc")?));
+            }
+            loaded.rows.insert(table, out);
+        }
+        tx.commit().await?;
+        Ok(loaded)
+    }
+
+    pub(crate) async fn commit(&self, c: Commit<'_>) -> Result<(), StateError> {
+        let mut tx = self.pool.begin().await?;
+        let fenced = sqlx::query(
+            "UPDATE cluster_state SET current_index = $1 \
+             WHERE id = 1 AND epoch = $2 AND current_index = $3",
+        )
+        .bind(to_i64(c.new_index))
+        .bind(to_i64(c.epoch))
+        .bind(to_i64(c.old_index))
+        .execute(&mut *tx)
+        .await?;
+        if fenced.rows_affected() != 1 {
+            return Err(StateError::Fenced);
+        }
+        for m in c.muts {
+            match &m.op {
+                Op::Put {
+                    json,
+                    create_index,
+                    modify_index,
+                    columns,
+                } => {
+                    let sql = upsert_sql(m.table, "::jsonb");
+                    let mut q = sqlx::query(&sql)
+                        .bind(&m.key)
+                        .bind(&**json)
+                        .bind(to_i64(*create_index))
+                        .bind(to_i64(*modify_index));
+                    for col in columns {
+                        q = q.bind(col);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                Op::Delete => {
+                    let sql = format!("DELETE FROM {} WHERE key = $1", m.table.name());
+                    sqlx::query(&sql).bind(&m.key).execute(&mut *tx).await?;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO changelog (idx, tbl, key, op) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (idx, tbl, key) DO UPDATE SET op = excluded.op",
+            )
+            .bind(to_i64(m.index))
+            .bind(m.table.name())
+            .bind(&m.key)
+            .bind(op_name(&m.op))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (table, idx) in c.table_indexes {
+            sqlx::query(
+                "INSERT INTO table_indexes (tbl, idx) VALUES ($1, $2) \
+                 ON CONFLICT (tbl) DO UPDATE SET idx = excluded.idx",
+            )
+            .bind(table.name())
+            .bind(to_i64(*idx))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn prune_changelog(&self, below: u64) -> Result<(), StateError> {
+        sqlx::query("DELETE FROM changelog WHERE idx < $1")
+            .bind(to_i64(below))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(super) fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Put { .. } => "put",
+        Op::Delete => "delete",
+    }
+}

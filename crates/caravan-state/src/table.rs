@@ -1,0 +1,137 @@
+//! One table of the in-memory state: rows keyed by string, each row holding the typed object and
+//! its canonical JSON, serialized once per version.
+
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The tables of the state, one per noun. The name is also the SQL table name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TableId {
+    Nodes,
+    Jobs,
+    Evals,
+    Allocs,
+}
+
+impl TableId {
+    pub const ALL: [TableId; 4] = [TableId::Nodes, TableId::Jobs, TableId::Evals, TableId::Allocs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TableId::Nodes => "nodes",
+            TableId::Jobs => "jobs",
+            TableId::Evals => "evals",
+            TableId::Allocs => "allocs",
+        }
+    }
+
+    /// The indexed columns stored beside the document, in the order `Document::columns` gives.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            TableId::Nodes => &["name", "datacenter", "status"],
+            TableId::Jobs => &["namespace", "id", "status"],
+            TableId::Evals => &["namespace", "job_id", "status"],
+            TableId::Allocs => &["namespace", "job_id", "node_id", "client_status"],
+        }
+    }
+}
+
+/// An object stored in a table.
+pub trait Document: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const TABLE: TableId;
+    fn key(&self) -> String;
+    fn create_index(&self) -> u64;
+    fn modify_index(&self) -> u64;
+    fn set_indexes(&mut self, create_index: u64, modify_index: u64);
+    /// Values of `TABLE.columns()`, in order.
+    fn columns(&self) -> Vec<String>;
+}
+
+/// A stored version of an object.
+#[derive(Debug)]
+pub struct Row<T> {
+    pub value: T,
+    /// Canonical Nomad JSON of `value`.
+    pub json: Arc<str>,
+}
+
+/// Rows of one table plus the index of the table's last change.
+#[derive(Debug)]
+pub struct Table<T> {
+    rows: OrdMap<String, Arc<Row<T>>>,
+    index: u64,
+}
+
+impl<T> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        Table {
+            rows: self.rows.clone(),
+            index: self.index,
+        }
+    }
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table {
+            rows: OrdMap::new(),
+            index: 0,
+        }
+    }
+}
+
+impl<T: Document> Table<T> {
+    pub(crate) fn from_rows(rows: OrdMap<String, Arc<Row<T>>>, index: u64) -> Self {
+        Table { rows, index }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Arc<Row<T>>> {
+        self.rows.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The index of the table's last change.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Rows in ascending key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Arc<Row<T>>)> {
+        self.rows.iter()
+    }
+
+    /// Rows whose key is at least `from`, ascending.
+    pub fn range_from(&self, from: &str) -> impl DoubleEndedIterator<Item = (&String, &Arc<Row<T>>)> {
+        self.rows.range(from.to_owned()..)
+    }
+
+    /// Rows whose key starts with `prefix`, ascending.
+    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Arc<Row<T>>> + 'a {
+        self.rows
+            .range(prefix.to_owned()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(_, row)| row)
+    }
+
+    pub(crate) fn insert(&mut self, key: String, row: Arc<Row<T>>, index: u64) {
+        self.rows.insert(key, row);
+        self.index = index;
+    }
+
+    pub(crate) fn remove(&mut self, key: &str, index: u64) -> Option<Arc<Row<T>>> {
+        let removed = self.rows.remove(key);
+        if removed.is_some() {
+            self.index = index;
+        }
+        removed
+    }
+}
