@@ -1,1 +1,31 @@
 //! The Nomad JSON data model (serde) and the ErrorCode table; no I/O, no async.
+//!
+//! This crate owns the shapes Caravan puts on the wire: every document the HTTP API returns or
+//! accepts (nodes, allocations, jobs, evaluations, deployments and the small request/response
+//! bodies around them), encoded exactly as Nomad encodes them — PascalCase keys in ascending
+//! byte order, Go zero values (`""`, `0`, `false`), `null` for nil slices, maps and pointers,
+//! times and durations as NOMAD-BEHAVIOR §7.2 describes. It also owns the one `ErrorCode` table
+//! every other crate maps its errors to.
+//!
+//! # Layout
+//!
+//! - [`node`]: `Node`, `NodeListStub`, drain, driver and node resource types.
+//! - [`time`]: `Time` (Go `time.Time`; zero is `null`), Go duration formatting.
+//!
+//! # Conventions
+//!
+//! - Struct fields are declared in the byte order of their JSON names, so serde writes keys in
+//!   Nomad's order (NOMAD-BEHAVIOR 8.9). Maps are `BTreeMap`, so theirs are sorted too.
+//! - Every struct is `#[serde(default)]` and ignores unknown keys: partial input deserializes,
+//!   as it does in Nomad.
+//! - Nil-able Go slices, maps and pointers are `Option<...>` and serialize as `null`.
+
+pub mod job;
+pub mod node;
+pub mod resources;
+pub mod time;
+
+pub use job::{Affinity, Constraint};
+pub use node::*;
+pub use resources::{DNSConfig, NetworkResource, Port, RequestedDevice, Resources};
+pub use time::Time;
