@@ -1,1 +1,132 @@
-//! The Caravan HTTP edge: the Nomad API routes, shared query conventions, rendering.
+//! caravan-gateway: the HTTP edge of Caravan. It speaks the Nomad HTTP API and keeps no state:
+//! every request is parsed, checked and forwarded over gRPC to the server (or a node's agent),
+//! and the answer rendered exactly as Nomad renders it.
+//!
+//! Layout:
+//! - [`query`]: the shared query conventions (blocking, consistency, pagination, filter,
+//!   namespace, region, token, pretty), parsed once per request.
+//! - [`body`]: JSON request bodies, read as Go's encoding/json reads them.
+//! - [`response`]: JSON responses and the `X-Nomad-*` headers.
+//! - [`error`]: errors as Nomad renders them (plain text + status from the ErrorCode).
+//! - [`acl`]: the capability each route declares.
+//! - [`routes`]: the route table, one file per noun.
+//! - [`duration`]: Go duration syntax.
+
+pub mod acl;
+pub mod body;
+pub mod duration;
+pub mod error;
+pub mod query;
+pub mod response;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use caravan_proto::v1::nodes_client::NodesClient;
+use caravan_proto::v1::status_client::StatusClient;
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
+use tower_http::compression::CompressionLayer;
+
+/// Request bodies larger than this are refused with 413 unless configured otherwise.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub region: String,
+    pub datacenter: String,
+    pub node_name: String,
+    pub data_dir: String,
+    /// The address clients reach this gateway at (host:port).
+    pub http_advertise: String,
+    pub max_body_bytes: usize,
+    /// Whether a server runs in this process (`agent -dev`), for `/v1/agent/self`.
+    pub server_enabled: bool,
+    /// The node ID of the client agent in this process, once it registered.
+    pub local_node_id: Arc<OnceLock<String>>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            region: "global".to_owned(),
+            datacenter: "dc1".to_owned(),
+            node_name: String::new(),
+            data_dir: String::new(),
+            http_advertise: "127.0.0.1:4646".to_owned(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            server_enabled: false,
+            local_node_id: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+/// What every handler gets: gRPC clients and the configuration. Clones share the channels.
+#[derive(Clone)]
+pub struct AppState {
+    channel: Channel,
+    config: Arc<GatewayConfig>,
+}
+
+impl AppState {
+    pub fn new(channel: Channel, config: GatewayConfig) -> Self {
+        AppState {
+            channel,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn nodes(&self) -> NodesClient<Channel> {
+        NodesClient::new(self.channel.clone())
+    }
+
+    pub fn status(&self) -> StatusClient<Channel> {
+        StatusClient::new(self.channel.clone())
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+}
+
+/// A lazily connecting channel to the servers at `addrs` (host:port each).
+pub fn server_channel(addrs: &[String]) -> Result<Channel, tonic::transport::Error> {
+    let endpoints = addrs
+        .iter()
+        .map(|a| {
+            Endpoint::from_shared(format!("http://{a}")).map(|e| {
+                e.connect_timeout(std::time::Duration::from_secs(5))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(match endpoints.as_slice() {
+        [one] => one.connect_lazy(),
+        _ => Channel::balance_list(endpoints.into_iter()),
+    })
+}
+
+/// The whole HTTP application: routes plus the conventions every response shares.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    routes::router(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CompressionLayer::new().gzip(true))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,1 +1,87 @@
-//! The Caravan server: gRPC services per noun, heartbeats, node lifecycle.
+//! caravan-server: owns the cluster state and serves it over gRPC to the gateway and to client
+//! agents. Writes go through the state store's single writer; reads and blocking queries are
+//! answered from in-memory snapshots.
+//!
+//! Layout:
+//! - [`nodes`]: the Nodes service and the node rules (registration, heartbeats, eligibility,
+//!   drain, purge, node evaluations).
+//! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
+//! - [`status`]: leader, peers, regions, server identity.
+//! - [`paginate`]: pagination and filtering shared by list queries.
+//! - [`error`]: typed errors and their ErrorCode.
+//! - [`config`]: server configuration.
+
+pub mod config;
+pub mod error;
+pub mod heartbeat;
+pub mod nodes;
+pub mod paginate;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use caravan_proto::v1::nodes_server::NodesServer;
+use caravan_proto::v1::status_server::StatusServer;
+use caravan_state::Store;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::ServerConfig;
+pub use error::ServerError;
+
+/// Reported as `nomad.version`-compatible version of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Largest gRPC message accepted (node documents with many attributes, big allocation lists).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Shared by every service of one server.
+pub struct Server {
+    pub store: Store,
+    pub config: Arc<ServerConfig>,
+    pub heartbeats: Arc<heartbeat::Heartbeats>,
+    pub started_at: i64,
+}
+
+impl Server {
+    /// Starts the background loops (heartbeat timers) over an opened store.
+    pub fn start(store: Store, config: ServerConfig) -> Arc<Server> {
+        let config = Arc::new(config);
+        let heartbeats = heartbeat::Heartbeats::new(config.clone());
+        heartbeats.initialize(&store);
+        tokio::spawn(heartbeats.clone().run(store.clone()));
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Arc::new(Server {
+            store,
+            config,
+            heartbeats,
+            started_at,
+        })
+    }
+
+    /// The gRPC services of this server.
+    pub fn routes(self: &Arc<Self>) -> tonic::service::Routes {
+        let nodes = NodesServer::new(nodes::NodesService::new(self.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let status = StatusServer::new(status::StatusService::new(self.clone()));
+        tonic::service::Routes::new(nodes).add_service(status)
+    }
+
+    /// Serves gRPC on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_routes(self.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+}

@@ -167,9 +167,8 @@ fn decode_table<T: Document>(
             key: key.clone(),
             source,
         })?;
-        // Re-encode: PostgreSQL's jsonb does not keep key order; ours is canonical.
-        let json: Arc<str> = serde_json::to_string(&value)?.into();
-        rows.insert(key, Arc::new(Row { value, json }));
+        // Re-encoded: PostgreSQL's jsonb does not keep key order; ours is canonical.
+        rows.insert(key, Arc::new(Row::new(value)?));
     }
     Ok(Table::from_rows(rows, index))
 }

@@ -47,14 +47,41 @@ pub trait Document: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
     fn set_indexes(&mut self, create_index: u64, modify_index: u64);
     /// Values of `TABLE.columns()`, in order.
     fn columns(&self) -> Vec<String>;
+    /// The object as the API shows it, when that differs from what is stored (secrets
+    /// blanked).
+    fn api_view(&self) -> Option<Self> {
+        None
+    }
 }
 
-/// A stored version of an object.
+/// A stored version of an object, with its JSON encodings made once.
 #[derive(Debug)]
 pub struct Row<T> {
     pub value: T,
-    /// Canonical Nomad JSON of `value`.
+    /// Canonical Nomad JSON of `value`, as stored.
     pub json: Arc<str>,
+    /// JSON of `Document::api_view`, when there is one.
+    api_json: Option<Arc<str>>,
+}
+
+impl<T: Document> Row<T> {
+    pub fn new(value: T) -> Result<Row<T>, serde_json::Error> {
+        let json: Arc<str> = serde_json::to_string(&value)?.into();
+        let api_json = match value.api_view() {
+            Some(view) => Some(serde_json::to_string(&view)?.into()),
+            None => None,
+        };
+        Ok(Row {
+            value,
+            json,
+            api_json,
+        })
+    }
+
+    /// The JSON the API serves.
+    pub fn api_json(&self) -> &str {
+        self.api_json.as_deref().unwrap_or(&self.json)
+    }
 }
 
 /// Rows of one table plus the index of the table's last change.

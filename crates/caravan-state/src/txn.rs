@@ -57,19 +57,19 @@ impl Txn<'_> {
             .map(|row| row.value.create_index())
             .unwrap_or(self.index);
         value.set_indexes(create_index, self.index);
-        let json: Arc<str> = serde_json::to_string(&value)?.into();
+        let columns = value.columns();
+        let row = Arc::new(Row::new(value)?);
         self.muts.push(Mutation {
             table: T::TABLE,
             key: key.clone(),
             index: self.index,
             op: Op::Put {
-                json: json.clone(),
+                json: row.json.clone(),
                 create_index,
                 modify_index: self.index,
-                columns: value.columns(),
+                columns,
             },
         });
-        let row = Arc::new(Row { value, json });
         let index = self.index;
         HasTable::<T>::table_mut(self.snap).insert(key, row.clone(), index);
         self.snap.index = index;

@@ -1,1 +1,167 @@
-fn main() {}
+//! The `caravan` binary: wiring only. `caravan agent -dev` runs server, gateway and one client
+//! agent in one process with an embedded SQLite store; `server`, `agent` and `gateway` run the
+//! parts separately; `migrate` runs the database migrations.
+
+mod config;
+mod flags;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "caravan", version, about = "A workload orchestrator that speaks the Nomad HTTP API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a client agent (`-servers`), or everything in one process with `-dev`.
+    Agent(AgentArgs),
+    /// Run a server against PostgreSQL (or SQLite).
+    Server(ServerArgs),
+    /// Run the HTTP gateway in front of the servers.
+    Gateway(GatewayArgs),
+    /// Run the database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+/// Options every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Agent configuration file (HCL, or JSON with a .json extension).
+    #[arg(long, env = "CARAVAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Region of this agent.
+    #[arg(long, env = "CARAVAN_REGION")]
+    pub region: Option<String>,
+    /// Datacenter of this agent.
+    #[arg(long = "dc", env = "CARAVAN_DC")]
+    pub datacenter: Option<String>,
+    /// Address to bind the listeners to.
+    #[arg(long, env = "CARAVAN_BIND")]
+    pub bind: Option<String>,
+    /// Directory for state (the node ID, the embedded store).
+    #[arg(long = "data-dir", env = "CARAVAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter (e.g. info, debug, caravan_server=debug).
+    #[arg(long = "log-level", env = "CARAVAN_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Development mode: server, gateway and client in one process, embedded store in a
+    /// temporary directory, HTTP on 127.0.0.1:4646.
+    #[arg(long, env = "CARAVAN_DEV")]
+    pub dev: bool,
+    /// Node name (the host name by default).
+    #[arg(long = "node", env = "CARAVAN_NODE")]
+    pub node: Option<String>,
+    /// Node class.
+    #[arg(long = "node-class", env = "CARAVAN_NODE_CLASS")]
+    pub node_class: Option<String>,
+    /// HTTP port of the gateway (-dev).
+    #[arg(long = "http-port", env = "CARAVAN_HTTP_PORT")]
+    pub http_port: Option<u16>,
+    /// gRPC port of the server (-dev); free port when absent.
+    #[arg(long = "rpc-port", env = "CARAVAN_RPC_PORT")]
+    pub rpc_port: Option<u16>,
+    /// Servers to join (host:port, comma separated).
+    #[arg(long, env = "CARAVAN_SERVERS", value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// HTTP address this node advertises for its /v1/client endpoints.
+    #[arg(long = "http-advertise", env = "CARAVAN_HTTP_ADVERTISE")]
+    pub http_advertise: Option<String>,
+    /// Network interface to fingerprint (the default route's when absent).
+    #[arg(long = "network-interface", env = "CARAVAN_NETWORK_INTERFACE")]
+    pub network_interface: Option<String>,
+    /// Database for -dev instead of the embedded temporary SQLite.
+    #[arg(long = "database-url", env = "CARAVAN_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Minimum heartbeat TTL of the server in -dev (Go duration).
+    #[arg(long = "min-heartbeat-ttl", env = "CARAVAN_MIN_HEARTBEAT_TTL")]
+    pub min_heartbeat_ttl: Option<String>,
+    /// Grace after a missed heartbeat TTL before a node is marked down (Go duration).
+    #[arg(long = "heartbeat-grace", env = "CARAVAN_HEARTBEAT_GRACE")]
+    pub heartbeat_grace: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long = "max-body-bytes", env = "CARAVAN_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// postgres://… or sqlite://…
+    #[arg(long = "database-url", env = "CARAVAN_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// gRPC port (4647 by default).
+    #[arg(long = "rpc-port", env = "CARAVAN_RPC_PORT")]
+    pub rpc_port: Option<u16>,
+    /// Address advertised to agents and gateways (host:port).
+    #[arg(long = "advertise", env = "CARAVAN_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Server name (the host name by default).
+    #[arg(long = "node", env = "CARAVAN_NODE")]
+    pub name: Option<String>,
+    #[arg(long = "min-heartbeat-ttl", env = "CARAVAN_MIN_HEARTBEAT_TTL")]
+    pub min_heartbeat_ttl: Option<String>,
+    #[arg(long = "heartbeat-grace", env = "CARAVAN_HEARTBEAT_GRACE")]
+    pub heartbeat_grace: Option<String>,
+    #[arg(long = "failover-heartbeat-ttl", env = "CARAVAN_FAILOVER_HEARTBEAT_TTL")]
+    pub failover_heartbeat_ttl: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Servers (host:port, comma separated).
+    #[arg(long, env = "CARAVAN_SERVERS", value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// HTTP port (4646 by default).
+    #[arg(long = "http-port", env = "CARAVAN_HTTP_PORT")]
+    pub http_port: Option<u16>,
+    #[arg(long = "max-body-bytes", env = "CARAVAN_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// postgres://… or sqlite://…
+    #[arg(long = "database-url", env = "CARAVAN_DATABASE_URL")]
+    pub database_url: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse_from(flags::normalize(std::env::args()));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("caravan: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Agent(args) => run::agent(args).await,
+            Command::Server(args) => run::server(args).await,
+            Command::Gateway(args) => run::gateway(args).await,
+            Command::Migrate(args) => run::migrate(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("caravan: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

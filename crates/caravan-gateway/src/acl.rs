@@ -1,0 +1,30 @@
+//! The ACL capability each route needs, declared in the route table. Enforcement is one layer
+//! reading this declaration (ACLs are off in `-dev`); no handler checks permissions itself.
+
+/// A capability as the spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// No token needed (status probes).
+    None,
+    NodeRead,
+    NodeWrite,
+    AgentRead,
+    /// A namespace capability such as `read-job`.
+    Namespace(&'static str),
+}
+
+impl Capability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::None => "none",
+            Capability::NodeRead => "node:read",
+            Capability::NodeWrite => "node:write",
+            Capability::AgentRead => "agent:read",
+            Capability::Namespace(cap) => cap,
+        }
+    }
+}
+
+/// Attached to each request by the route table, for the enforcement layer and for logs.
+#[derive(Debug, Clone, Copy)]
+pub struct RequiredCapability(pub Capability);

@@ -1,0 +1,117 @@
+//! Request bodies as Nomad reads them: JSON, field names matched case-insensitively (Go's
+//! encoding/json), unknown fields ignored, an empty body reported as such, the size bounded.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// A JSON object body.
+#[derive(Debug, Clone)]
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(
+                    caravan_proto::ErrorCode::PayloadTooLarge,
+                    "Request body is larger than the configured limit",
+                )
+            }
+            other => ApiError::new(
+                if other.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                    caravan_proto::ErrorCode::PayloadTooLarge
+                } else {
+                    caravan_proto::ErrorCode::BadRequest
+                },
+                other.body_text(),
+            ),
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request("Request body is empty"));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(other) => Err(ApiError::bad_request(format!(
+                "Request body must be a JSON object, not {}",
+                json_kind(&other)
+            ))),
+            Err(e) => Err(ApiError::bad_request(format!("Request body is not valid JSON: {e}"))),
+        }
+    }
+}
+
+impl JsonObject {
+    /// The value of `field`, matching its name case-insensitively as Go does.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        get_ci(&self.0, field)
+    }
+
+    /// A string field; `null` or absent is None; any other type is a 400 naming the field.
+    pub fn string(&self, field: &str) -> Result<Option<String>, ApiError> {
+        match self.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(wrong_type(field, "string", other)),
+        }
+    }
+
+    pub fn bool(&self, field: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(wrong_type(field, "bool", other)),
+        }
+    }
+}
+
+pub fn get_ci<'a>(map: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    map.get(field).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(field))
+            .map(|(_, v)| v)
+    })
+}
+
+/// An integer field (Go int64); JSON numbers with a fraction or out of range are rejected.
+pub fn int_field(map: &Map<String, Value>, field: &str) -> Result<Option<i64>, ApiError> {
+    match get_ci(map, field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| wrong_type(field, "int64", &Value::Number(n.clone()))),
+        Some(other) => Err(wrong_type(field, "int64", other)),
+    }
+}
+
+pub fn bool_field(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, ApiError> {
+    match get_ci(map, field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(wrong_type(field, "bool", other)),
+    }
+}
+
+pub fn wrong_type(field: &str, want: &str, got: &Value) -> ApiError {
+    ApiError::bad_request(format!(
+        "Request decode failed: json: cannot unmarshal {} into field {field} of type {want}",
+        json_kind(got)
+    ))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

@@ -1,0 +1,62 @@
+//! Errors at the HTTP edge, rendered as Nomad does: a plain-text message with the status.
+//! Statuses come from [`ErrorCode`], never from matching message text.
+
+use axum::response::{IntoResponse, Response};
+use caravan_proto::{ErrorCode, error_code_of};
+use http::{StatusCode, header};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::Internal, message)
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let code = error_code_of(&status);
+        let message = match code {
+            // Transport failures say little to a user; name the part that is unreachable.
+            ErrorCode::Unavailable if status.message().is_empty() => {
+                "server unavailable".to_owned()
+            }
+            _ => status.message().to_owned(),
+        };
+        if code == ErrorCode::Internal {
+            tracing::warn!(grpc_code = ?status.code(), message = %status.message(), "server call failed");
+        }
+        ApiError::new(code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.message,
+        )
+            .into_response()
+    }
+}

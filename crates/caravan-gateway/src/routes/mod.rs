@@ -1,0 +1,196 @@
+//! The route table: every path, its methods, its handler and the ACL capability the spec names
+//! for it. One file per noun below.
+
+mod agent;
+mod nodes;
+mod status;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use http::{Method, StatusCode, Uri};
+
+use crate::AppState;
+use crate::acl::{Capability, RequiredCapability};
+
+/// One declared route.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub path: &'static str,
+    pub methods: &'static [Method],
+    pub capability: Capability,
+}
+
+const GET: &[Method] = &[Method::GET];
+const PUT_POST: &[Method] = &[Method::PUT, Method::POST];
+
+struct RouteTable {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+}
+
+impl RouteTable {
+    fn new() -> Self {
+        RouteTable {
+            router: Router::new(),
+            specs: Vec::new(),
+        }
+    }
+
+    fn route(
+        mut self,
+        methods: &'static [Method],
+        path: &'static str,
+        capability: Capability,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.router = self.router.route(path, handler);
+        self.specs.push(RouteSpec {
+            path,
+            methods,
+            capability,
+        });
+        self
+    }
+}
+
+fn filter(methods: &[Method]) -> MethodFilter {
+    methods
+        .iter()
+        .filter_map(|m| MethodFilter::try_from(m.clone()).ok())
+        .reduce(MethodFilter::or)
+        .unwrap_or(MethodFilter::GET)
+}
+
+macro_rules! handler {
+    ($methods:expr, $h:expr) => {
+        on(filter($methods), $h)
+    };
+}
+
+fn table() -> RouteTable {
+    use Capability::*;
+    RouteTable::new()
+        // Nodes (seeds/004).
+        .route(GET, "/v1/nodes", NodeRead, handler!(GET, nodes::list))
+        .route(GET, "/v1/node/{node_id}", NodeRead, handler!(GET, nodes::read))
+        .route(
+            GET,
+            "/v1/node/{node_id}/allocations",
+            NodeRead,
+            handler!(GET, nodes::allocations),
+        )
+        .route(
+            PUT_POST,
+            "/v1/node/{node_id}/evaluate",
+            NodeWrite,
+            handler!(PUT_POST, nodes::evaluate),
+        )
+        .route(
+            PUT_POST,
+            "/v1/node/{node_id}/drain",
+            NodeWrite,
+            handler!(PUT_POST, nodes::drain),
+        )
+        .route(
+            PUT_POST,
+            "/v1/node/{node_id}/eligibility",
+            NodeWrite,
+            handler!(PUT_POST, nodes::eligibility),
+        )
+        .route(
+            PUT_POST,
+            "/v1/node/{node_id}/purge",
+            NodeWrite,
+            handler!(PUT_POST, nodes::purge),
+        )
+        // What clients probe first.
+        .route(GET, "/v1/status/leader", None, handler!(GET, status::leader))
+        .route(GET, "/v1/status/peers", None, handler!(GET, status::peers))
+        .route(GET, "/v1/regions", None, handler!(GET, status::regions))
+        .route(GET, "/v1/agent/self", AgentRead, handler!(GET, agent::self_))
+        .route(GET, "/v1/agent/members", NodeRead, handler!(GET, agent::members))
+        .route(GET, "/v1/agent/health", None, handler!(GET, agent::health))
+}
+
+/// Every declared route (for tests and documentation).
+pub fn specs() -> Vec<RouteSpec> {
+    table().specs
+}
+
+/// The API router with its conventions: capability declarations, Nomad's 404/405 answers and
+/// the `/` redirect.
+pub fn router(state: AppState) -> Router {
+    let RouteTable { router, specs } = table();
+    let specs = std::sync::Arc::new(specs);
+    router
+        .route("/", axum::routing::any(root_redirect))
+        .method_not_allowed_fallback(invalid_method)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            let specs = specs.clone();
+            async move { attach_capability(&specs, req, next).await }
+        }))
+        .with_state(state)
+}
+
+async fn attach_capability(specs: &[RouteSpec], mut req: Request, next: Next) -> Response {
+    let capability = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|p| specs.iter().find(|s| s.path == p.as_str()))
+        .map(|s| s.capability);
+    if let Some(cap) = capability {
+        req.extensions_mut().insert(RequiredCapability(cap));
+    }
+    next.run(req).await
+}
+
+async fn root_redirect(uri: Uri) -> Redirect {
+    match uri.query() {
+        Some(q) => Redirect::temporary(&format!("/ui/?{q}")),
+        None => Redirect::temporary("/ui/"),
+    }
+}
+
+async fn invalid_method() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Invalid method",
+    )
+        .into_response()
+}
+
+async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_declares_the_spec_capability() {
+        let specs = specs();
+        let cap = |path: &str| {
+            specs
+                .iter()
+                .find(|s| s.path == path)
+                .map(|s| s.capability)
+                .unwrap()
+        };
+        assert_eq!(cap("/v1/nodes"), Capability::NodeRead);
+        assert_eq!(cap("/v1/node/{node_id}"), Capability::NodeRead);
+        assert_eq!(cap("/v1/node/{node_id}/allocations"), Capability::NodeRead);
+        for p in ["evaluate", "drain", "eligibility", "purge"] {
+            assert_eq!(cap(&format!("/v1/node/{{node_id}}/{p}")), Capability::NodeWrite);
+        }
+        let mut paths: Vec<_> = specs.iter().map(|s| s.path).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), specs.len(), "a path is declared twice");
+    }
+}

@@ -1,0 +1,282 @@
+//! `/v1/nodes` and `/v1/node/:node_id/...` (seeds/004).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use caravan_proto::v1;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::body::{JsonObject, bool_field, get_ci, int_field, wrong_type};
+use crate::error::ApiError;
+use crate::query::{Query, validate_uuid, validate_uuid_prefix};
+use crate::response::JsonResponse;
+
+pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {
+    let fields = |name| {
+        q.bool_param(name, false)
+            .map_err(|e| ApiError::bad_request(format!("Failed to parse node list fields: {e}")))
+    };
+    let resources = fields("resources")?;
+    let os = fields("os")?;
+    validate_uuid_prefix(&q.prefix, "node")?;
+    let resp = state
+        .nodes()
+        .list_nodes(v1::ListNodesRequest {
+            query: Some(q.to_proto()),
+            resources,
+            os,
+        })
+        .await?
+        .into_inner();
+    Ok(JsonResponse::array(resp.stubs_json)
+        .meta(resp.meta)
+        .pretty(q.pretty)
+        .into_response())
+}
+
+pub(super) async fn read(
+    State(state): State<AppState>,
+    Path(node_id): Path<String>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    validate_uuid(&node_id, "node")?;
+    let resp = state
+        .nodes()
+        .get_node(v1::GetNodeRequest {
+            node_id,
+            query: Some(q.to_proto()),
+        })
+        .await?
+        .into_inner();
+    if resp.node_json.is_empty() {
+        return Err(ApiError::not_found("node not found"));
+    }
+    Ok(JsonResponse::raw(resp.node_json)
+        .meta(resp.meta)
+        .pretty(q.pretty)
+        .into_response())
+}
+
+pub(super) async fn allocations(
+    State(state): State<AppState>,
+    Path(node_id): Path<String>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    validate_uuid(&node_id, "node")?;
+    let resp = state
+        .nodes()
+        .get_node_allocs(v1::GetNodeAllocsRequest {
+            node_id,
+            query: Some(q.to_proto()),
+        })
+        .await?
+        .into_inner();
+    Ok(JsonResponse::array(resp.allocs_json)
+        .meta(resp.meta)
+        .pretty(q.pretty)
+        .into_response())
+}
+
+/// Nomad's `NodeUpdateResponse`, with the keys its documentation shows.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeUpdateResponse {
+    eval_create_index: u64,
+    #[serde(rename = "EvalIDs")]
+    eval_ids: Option<Vec<String>>,
+    #[serde(rename = "HeartbeatTTL")]
+    heartbeat_ttl: u64,
+    index: u64,
+    known_leader: bool,
+    last_contact: u64,
+    #[serde(rename = "LeaderRPCAddr")]
+    leader_rpc_addr: String,
+    node_modify_index: u64,
+    num_nodes: i32,
+    servers: Option<Vec<ServerEntry>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServerEntry {
+    datacenter: String,
+    #[serde(rename = "RPCAdvertiseAddr")]
+    rpc_advertise_addr: String,
+    #[serde(rename = "RPCMajorVersion")]
+    rpc_major_version: i32,
+    #[serde(rename = "RPCMinorVersion")]
+    rpc_minor_version: i32,
+}
+
+fn eval_ids(ids: Vec<String>) -> Option<Vec<String>> {
+    if ids.is_empty() { None } else { Some(ids) }
+}
+
+fn node_update_response(r: v1::NodeUpdateResponse, pretty: bool) -> Result<Response, ApiError> {
+    let index = r.index;
+    let meta = r.meta.unwrap_or_default();
+    let body = NodeUpdateResponse {
+        eval_create_index: r.eval_create_index,
+        eval_ids: eval_ids(r.eval_ids),
+        heartbeat_ttl: r.heartbeat_ttl_ms.saturating_mul(1_000_000),
+        index,
+        known_leader: meta.known_leader,
+        last_contact: meta.last_contact_ms,
+        leader_rpc_addr: r.leader_rpc_addr,
+        node_modify_index: r.node_modify_index,
+        num_nodes: r.num_nodes,
+        servers: if r.servers.is_empty() {
+            None
+        } else {
+            Some(
+                r.servers
+                    .into_iter()
+                    .map(|s| ServerEntry {
+                        datacenter: s.datacenter,
+                        rpc_advertise_addr: s.rpc_advertise_addr,
+                        rpc_major_version: s.rpc_major_version,
+                        rpc_minor_version: s.rpc_minor_version,
+                    })
+                    .collect(),
+            )
+        },
+    };
+    Ok(JsonResponse::value(&body)?
+        .index(index)
+        .pretty(pretty)
+        .into_response())
+}
+
+/// Nomad's `NodeDrainUpdateResponse` / `NodeEligibilityUpdateResponse`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeDrainUpdateResponse {
+    eval_create_index: u64,
+    #[serde(rename = "EvalIDs")]
+    eval_ids: Option<Vec<String>>,
+    index: u64,
+    node_modify_index: u64,
+}
+
+fn drain_update_response(r: v1::NodeDrainUpdateResponse, pretty: bool) -> Result<Response, ApiError> {
+    let body = NodeDrainUpdateResponse {
+        eval_create_index: r.eval_create_index,
+        eval_ids: eval_ids(r.eval_ids),
+        index: r.index,
+        node_modify_index: r.node_modify_index,
+    };
+    Ok(JsonResponse::value(&body)?
+        .index(r.index)
+        .pretty(pretty)
+        .into_response())
+}
+
+pub(super) async fn evaluate(
+    State(state): State<AppState>,
+    Path(node_id): Path<String>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    validate_uuid(&node_id, "node")?;
+    let resp = state
+        .nodes()
+        .evaluate(v1::NodeSpecificRequest {
+            node_id,
+            write: Some(q.to_write_proto()),
+        })
+        .await?
+        .into_inner();
+    node_update_response(resp, q.pretty)
+}
+
+pub(super) async fn purge(
+    State(state): State<AppState>,
+    Path(node_id): Path<String>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    validate_uuid(&node_id, "node")?;
+    let mut resp = state
+        .nodes()
+        .purge(v1::NodeSpecificRequest {
+            node_id,
+            write: Some(q.to_write_proto()),
+        })
+        .await?
+        .into_inner();
+    // Purge fills only the eval and index fields (NOMAD-BEHAVIOR 2.7).
+    resp.servers.clear();
+    resp.num_nodes = 0;
+    resp.leader_rpc_addr.clear();
+    resp.heartbeat_ttl_ms = 0;
+    node_update_response(resp, q.pretty)
+}
+
+pub(super) async fn drain(
+    State(state): State<AppState>,
+    Path(node_id): Path<String>,
+    q: Query,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    validate_uuid(&node_id, "node")?;
+    let drain_spec = match body.get("DrainSpec") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(spec)) => Some(v1::DrainSpec {
+            deadline_ns: int_field(spec, "Deadline")?.unwrap_or(0),
+            ignore_system_jobs: bool_field(spec, "IgnoreSystemJobs")?.unwrap_or(false),
+        }),
+        Some(other) => return Err(wrong_type("DrainSpec", "api.DrainSpec", other)),
+    };
+    let mark_eligible = body.bool("MarkEligible")?.unwrap_or(false);
+    let meta = match body.get("Meta") {
+        None | Some(Value::Null) => Default::default(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(wrong_type(&format!("Meta.{k}"), "string", other)),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(wrong_type("Meta", "map[string]string", other)),
+    };
+    let resp = state
+        .nodes()
+        .update_drain(v1::UpdateDrainRequest {
+            node_id,
+            drain_spec,
+            mark_eligible,
+            meta,
+            write: Some(q.to_write_proto()),
+        })
+        .await?
+        .into_inner();
+    drain_update_response(resp, q.pretty)
+}
+
+pub(super) async fn eligibility(
+    State(state): State<AppState>,
+    Path(path_id): Path<String>,
+    q: Query,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    // A non-empty NodeID in the body wins over the path, as in Nomad.
+    let node_id = match body.string("NodeID")? {
+        Some(id) if !id.is_empty() => id,
+        _ => path_id,
+    };
+    validate_uuid(&node_id, "node")?;
+    let eligibility = match get_ci(&body.0, "Eligibility") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => return Err(wrong_type("Eligibility", "string", other)),
+    };
+    let resp = state
+        .nodes()
+        .update_eligibility(v1::UpdateEligibilityRequest {
+            node_id,
+            eligibility,
+            write: Some(q.to_write_proto()),
+        })
+        .await?
+        .into_inner();
+    drain_update_response(resp, q.pretty)
+}

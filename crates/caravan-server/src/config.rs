@@ -1,0 +1,37 @@
+//! The server's configuration.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub region: String,
+    pub datacenter: String,
+    /// The server's name (host name by default).
+    pub name: String,
+    /// The gRPC address clients and gateways reach this server at (host:port).
+    pub rpc_advertise: String,
+    /// Nodes heartbeat at least this often; the TTL grows with the number of nodes so that the
+    /// cluster sees at most `max_heartbeats_per_second`.
+    pub min_heartbeat_ttl: Duration,
+    pub max_heartbeats_per_second: f64,
+    /// Extra time past the TTL before a node is marked down.
+    pub heartbeat_grace: Duration,
+    /// The TTL given to every node when this server takes over (after a restart), so clients
+    /// have time to find it before their nodes are marked down.
+    pub failover_heartbeat_ttl: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            region: "global".to_owned(),
+            datacenter: "dc1".to_owned(),
+            name: "caravan-server".to_owned(),
+            rpc_advertise: "127.0.0.1:4647".to_owned(),
+            min_heartbeat_ttl: Duration::from_secs(10),
+            max_heartbeats_per_second: 50.0,
+            heartbeat_grace: Duration::from_secs(10),
+            failover_heartbeat_ttl: Duration::from_secs(300),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Pagination and filtering of list queries, shared by every list endpoint: resume at
+//! `next_token`, apply the filter to the full document, stop after `per_page` items and hand
+//! back the token of the first item left out (NOMAD-BEHAVIOR 8.4). Tokens are keys of an
+//! ordered index, so a walk over all pages always moves forward and ends, whatever is added or
+//! removed between pages.
+
+use caravan_filter::Filter;
+use caravan_proto::v1::QueryOptions;
+
+use crate::error::ServerError;
+
+/// The parsed paging options of one query.
+pub struct Pager {
+    filter: Option<Filter>,
+    per_page: usize,
+    next_token: String,
+    reverse: bool,
+}
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Empty on the last page.
+    pub next_token: String,
+}
+
+impl Pager {
+    pub fn new(q: &QueryOptions) -> Result<Pager, ServerError> {
+        let filter = if q.filter.trim().is_empty() {
+            None
+        } else {
+            Some(Filter::parse(&q.filter)?)
+        };
+        Ok(Pager {
+            filter,
+            per_page: q.per_page as usize,
+            next_token: q.next_token.clone(),
+            reverse: q.reverse,
+        })
+    }
+
+    pub fn reverse(&self) -> bool {
+        self.reverse
+    }
+
+    /// Pages through `items` (already in token order, descending when `reverse`). `token` gives
+    /// an item's token, `json` its full document for the filter, `render` the output.
+    pub fn page<I, T, O>(
+        &self,
+        items: I,
+        token: impl Fn(&T) -> String,
+        json: impl Fn(&T) -> &str,
+        mut render: impl FnMut(&T) -> Result<O, ServerError>,
+    ) -> Result<Page<O>, ServerError>
+    where
+        I: Iterator<Item = T>,
+    {
+        let mut out = Vec::new();
+        let mut started = self.next_token.is_empty();
+        for item in items {
+            let tok = token(&item);
+            if !started {
+                let before = if self.reverse {
+                    tok > self.next_token
+                } else {
+                    tok < self.next_token
+                };
+                if before {
+                    continue;
+                }
+                started = true;
+            }
+            if let Some(filter) = &self.filter {
+                let doc: serde_json::Value = serde_json::from_str(json(&item))
+                    .map_err(|e| ServerError::Internal(format!("stored document: {e}")))?;
+                if !filter.matches(&doc)? {
+                    continue;
+                }
+            }
+            if self.per_page > 0 && out.len() == self.per_page {
+                return Ok(Page {
+                    items: out,
+                    next_token: tok,
+                });
+            }
+            out.push(render(&item)?);
+        }
+        Ok(Page {
+            items: out,
+            next_token: String::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pager(per_page: u32, next: &str, filter: &str, reverse: bool) -> Pager {
+        Pager::new(&QueryOptions {
+            per_page,
+            next_token: next.to_owned(),
+            filter: filter.to_owned(),
+            reverse,
+            ..QueryOptions::default()
+        })
+        .unwrap()
+    }
+
+    fn docs(keys: &[&str]) -> Vec<(String, String)> {
+        keys.iter()
+            .map(|k| (k.to_string(), format!("{{\"ID\":\"{k}\"}}")))
+            .collect()
+    }
+
+    fn run(p: &Pager, items: &[(String, String)]) -> (Vec<String>, String) {
+        let page = p
+            .page(items.iter(), |i| i.0.clone(), |i| &i.1, |i| Ok(i.0.clone()))
+            .unwrap();
+        (page.items, page.next_token)
+    }
+
+    #[test]
+    fn walks_pages_and_ends() {
+        let items = docs(&["a", "b", "c", "d", "e"]);
+        let (p1, t1) = run(&pager(2, "", "", false), &items);
+        assert_eq!((p1, t1.as_str()), (vec!["a".into(), "b".into()], "c"));
+        let (p2, t2) = run(&pager(2, &t1, "", false), &items);
+        assert_eq!((p2, t2.as_str()), (vec!["c".into(), "d".into()], "e"));
+        let (p3, t3) = run(&pager(2, &t2, "", false), &items);
+        assert_eq!((p3, t3.as_str()), (vec!["e".into()], ""));
+    }
+
+    #[test]
+    fn resumes_after_the_token_item_was_removed() {
+        let items = docs(&["a", "b", "d", "e"]);
+        let (page, _) = run(&pager(2, "c", "", false), &items);
+        assert_eq!(page, vec!["d".to_string(), "e".to_string()]);
+    }
+
+    #[test]
+    fn reverse_order() {
+        let mut items = docs(&["a", "b", "c"]);
+        items.reverse();
+        let (p1, t1) = run(&pager(2, "", "", true), &items);
+        assert_eq!((p1, t1.as_str()), (vec!["c".into(), "b".into()], "a"));
+        let (p2, t2) = run(&pager(2, &t1, "", true), &items);
+        assert_eq!((p2, t2.as_str()), (vec!["a".into()], ""));
+    }
+
+    #[test]
+    fn filter_applies_before_counting() {
+        let items = docs(&["a", "b", "c", "d"]);
+        let (page, next) = run(&pager(1, "", "ID != \"a\"", false), &items);
+        assert_eq!((page, next.as_str()), (vec!["b".into()], "c"));
+    }
+
+    #[test]
+    fn bad_filter_is_a_bad_request() {
+        let err = Pager::new(&QueryOptions {
+            filter: "ID ==".to_owned(),
+            ..QueryOptions::default()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(err.code(), caravan_proto::ErrorCode::BadRequest);
+        assert!(err.to_string().starts_with("failed to create result paginator"));
+    }
+}

@@ -1,0 +1,382 @@
+//! Starting each command: resolve the settings (flag > env > config file > default), open what
+//! is needed, serve until SIGINT/SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use caravan_agent::AgentConfig;
+use caravan_gateway::duration::parse_go_duration;
+use caravan_gateway::{AppState, GatewayConfig};
+use caravan_server::{Server, ServerConfig};
+use caravan_state::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::FileConfig;
+use crate::{AgentArgs, Common, GatewayArgs, MigrateArgs, ServerArgs};
+
+const DEFAULT_HTTP_PORT: u16 = 4646;
+const DEFAULT_RPC_PORT: u16 = 4647;
+
+fn init_logging(common: &Common) {
+    let filter = common
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .try_init();
+}
+
+fn load_file(common: &Common) -> anyhow::Result<FileConfig> {
+    match &common.config {
+        Some(path) => FileConfig::load(path),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+fn duration_setting(name: &str, flag: &Option<String>, file: &Option<String>) -> anyhow::Result<Option<Duration>> {
+    match flag.as_ref().or(file.as_ref()) {
+        None => Ok(None),
+        Some(v) => parse_go_duration(v)
+            .map(Some)
+            .with_context(|| format!("invalid -{name} {v:?}: want a duration such as 10s")),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn bind_ip(common: &Common, file: &FileConfig, default: &str) -> anyhow::Result<IpAddr> {
+    let raw = common
+        .bind
+        .clone()
+        .or_else(|| file.bind_addr.clone())
+        .unwrap_or_else(|| default.to_owned());
+    raw.parse()
+        .with_context(|| format!("invalid -bind {raw:?}: want an IP address"))
+}
+
+async fn listen(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(ip, port))
+        .await
+        .with_context(|| format!("cannot listen for {what} on {ip}:{port}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// A shutdown broadcast every component listens to.
+fn shutdown_channel() -> (watch::Sender<bool>, impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {
+    let (tx, rx) = watch::channel(false);
+    let make = move || {
+        let mut rx = rx.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    };
+    (tx, make)
+}
+
+fn sqlite_url(dir: &Path) -> anyhow::Result<String> {
+    let server_dir = dir.join("server");
+    std::fs::create_dir_all(&server_dir)
+        .with_context(|| format!("cannot create {}", server_dir.display()))?;
+    Ok(format!("sqlite://{}?mode=rwc", server_dir.join("caravan.db").display()))
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    Store::open(url)
+        .await
+        .with_context(|| format!("cannot open the state store at {}", redact(url)))
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    init_logging(&args.common);
+    let file = load_file(&args.common)?;
+    if args.dev {
+        dev(args, file).await
+    } else {
+        client(args, file).await
+    }
+}
+
+/// Server, gateway and one client agent in one process.
+async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
+    let common = &args.common;
+    let region = common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into());
+    let datacenter = common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into());
+    let node_name = args.node.clone().or(file.name.clone()).unwrap_or_else(hostname);
+    let ip = bind_ip(common, &file, "127.0.0.1")?;
+    // The temporary directory lives as long as the agent and is removed on exit.
+    let mut _temp = None;
+    let data_dir: PathBuf = match common.data_dir.clone().or(file.data_dir.clone().map(PathBuf::from)) {
+        Some(dir) => dir,
+        None => {
+            let t = tempfile::Builder::new().prefix("caravan-dev-").tempdir()?;
+            let path = t.path().to_owned();
+            _temp = Some(t);
+            path
+        }
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let db_url = match args.database_url.clone().or(file.database_url.clone()) {
+        Some(url) => url,
+        None => sqlite_url(&data_dir)?,
+    };
+    let store = open_store(&db_url).await?;
+
+    let rpc_listener = listen(ip, args.rpc_port.or(file.ports.rpc).unwrap_or(0), "gRPC").await?;
+    let rpc_addr = rpc_listener.local_addr()?;
+    let mut server_cfg = ServerConfig {
+        region: region.clone(),
+        datacenter: datacenter.clone(),
+        name: node_name.clone(),
+        rpc_advertise: rpc_addr.to_string(),
+        ..ServerConfig::default()
+    };
+    if let Some(d) = duration_setting("min-heartbeat-ttl", &args.min_heartbeat_ttl, &file.server.min_heartbeat_ttl)? {
+        server_cfg.min_heartbeat_ttl = d;
+    }
+    if let Some(d) = duration_setting("heartbeat-grace", &args.heartbeat_grace, &file.server.heartbeat_grace)? {
+        server_cfg.heartbeat_grace = d;
+    }
+    let (stop, stopped) = shutdown_channel();
+    let server = Server::start(store, server_cfg);
+    let server_task = tokio::spawn(server.serve(rpc_listener, stopped()));
+
+    let http_port = args.http_port.or(file.ports.http).unwrap_or(DEFAULT_HTTP_PORT);
+    let http_listener = listen(ip, http_port, "HTTP").await?;
+    let http_addr = http_listener.local_addr()?;
+    let local_node_id = Arc::new(OnceLock::new());
+    let gateway_cfg = GatewayConfig {
+        region: region.clone(),
+        datacenter: datacenter.clone(),
+        node_name: node_name.clone(),
+        data_dir: data_dir.display().to_string(),
+        http_advertise: http_addr.to_string(),
+        max_body_bytes: args.max_body_bytes.unwrap_or(caravan_gateway::DEFAULT_MAX_BODY_BYTES),
+        server_enabled: true,
+        local_node_id: local_node_id.clone(),
+    };
+    let channel = caravan_gateway::server_channel(&[rpc_addr.to_string()])?;
+    let gateway_task = tokio::spawn(caravan_gateway::serve(
+        http_listener,
+        AppState::new(channel, gateway_cfg),
+        stopped(),
+    ));
+
+    let agent_cfg = AgentConfig {
+        servers: vec![rpc_addr.to_string()],
+        data_dir: data_dir.join("client"),
+        node_name: node_name.clone(),
+        datacenter: datacenter.clone(),
+        region: region.clone(),
+        node_class: args.node_class.clone().or(file.client.node_class.clone()).unwrap_or_default(),
+        meta: file.client.meta.clone().unwrap_or_default(),
+        http_advertise: args.http_advertise.clone().unwrap_or_else(|| http_addr.to_string()),
+        network_interface: args.network_interface.clone().or(file.client.network_interface.clone()),
+    };
+    let agent_task = tokio::spawn(caravan_agent::run(agent_cfg, local_node_id, stopped()));
+
+    println!("==> Caravan agent started in -dev mode");
+    println!("    HTTP API: http://{http_addr}");
+    println!("    gRPC:     {rpc_addr}");
+    println!("    Node:     {node_name} (datacenter {datacenter}, region {region})");
+    println!("    Data dir: {}", data_dir.display());
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let _ = agent_task.await;
+    let _ = gateway_task.await;
+    let _ = server_task.await;
+    Ok(())
+}
+
+/// A client agent joining existing servers.
+async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
+    let common = &args.common;
+    let servers = if args.servers.is_empty() {
+        file.client.servers.clone().unwrap_or_default()
+    } else {
+        args.servers.clone()
+    };
+    if servers.is_empty() {
+        bail!("no servers to join: give -servers HOST:4647 (or -dev to run everything here)");
+    }
+    let data_dir = common
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone().map(PathBuf::from))
+        .context("a client agent needs -data-dir to keep its node ID across restarts")?;
+    let ip = bind_ip(common, &file, "0.0.0.0")?;
+    let http_advertise = match args.http_advertise.clone() {
+        Some(a) => a,
+        None => {
+            let host = if ip.is_unspecified() { "127.0.0.1".to_owned() } else { ip.to_string() };
+            format!("{host}:{}", args.http_port.or(file.ports.http).unwrap_or(DEFAULT_HTTP_PORT))
+        }
+    };
+    let cfg = AgentConfig {
+        servers,
+        data_dir,
+        node_name: args.node.clone().or(file.name.clone()).unwrap_or_else(hostname),
+        datacenter: common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
+        region: common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into()),
+        node_class: args.node_class.clone().or(file.client.node_class.clone()).unwrap_or_default(),
+        meta: file.client.meta.clone().unwrap_or_default(),
+        http_advertise,
+        network_interface: args.network_interface.clone().or(file.client.network_interface.clone()),
+    };
+    let (stop, stopped) = shutdown_channel();
+    let task = tokio::spawn(caravan_agent::run(cfg, Arc::new(OnceLock::new()), stopped()));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(())
+}
+
+pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    init_logging(&args.common);
+    let file = load_file(&args.common)?;
+    let common = &args.common;
+    let db_url = match args.database_url.clone().or(file.database_url.clone()) {
+        Some(url) => url,
+        None => match common.data_dir.clone().or(file.data_dir.clone().map(PathBuf::from)) {
+            Some(dir) => sqlite_url(&dir)?,
+            None => bail!("no store: give -database-url postgres://… (or -data-dir for an embedded SQLite store)"),
+        },
+    };
+    let ip = bind_ip(common, &file, "0.0.0.0")?;
+    let port = args.rpc_port.or(file.ports.rpc).unwrap_or(DEFAULT_RPC_PORT);
+    let listener = listen(ip, port, "gRPC").await?;
+    let local = listener.local_addr()?;
+    let advertise = args.advertise.clone().unwrap_or_else(|| {
+        if ip.is_unspecified() {
+            format!("127.0.0.1:{}", local.port())
+        } else {
+            local.to_string()
+        }
+    });
+    let name = args.name.clone().or(file.name.clone()).unwrap_or_else(hostname);
+    let mut cfg = ServerConfig {
+        region: common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into()),
+        datacenter: common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
+        name,
+        rpc_advertise: advertise.clone(),
+        ..ServerConfig::default()
+    };
+    if let Some(d) = duration_setting("min-heartbeat-ttl", &args.min_heartbeat_ttl, &file.server.min_heartbeat_ttl)? {
+        cfg.min_heartbeat_ttl = d;
+    }
+    if let Some(d) = duration_setting("heartbeat-grace", &args.heartbeat_grace, &file.server.heartbeat_grace)? {
+        cfg.heartbeat_grace = d;
+    }
+    if let Some(d) = duration_setting("failover-heartbeat-ttl", &args.failover_heartbeat_ttl, &None)? {
+        cfg.failover_heartbeat_ttl = d;
+    }
+    let store = open_store(&db_url).await?;
+    tracing::info!(database = %redact(&db_url), rpc = %local, advertise = %advertise, "server started");
+    println!("==> Caravan server started; gRPC on {local}");
+    let server = Server::start(store, cfg);
+    server.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    init_logging(&args.common);
+    let file = load_file(&args.common)?;
+    let common = &args.common;
+    let servers = if args.servers.is_empty() {
+        file.client.servers.clone().unwrap_or_default()
+    } else {
+        args.servers.clone()
+    };
+    if servers.is_empty() {
+        bail!("no servers: give -servers HOST:4647");
+    }
+    let ip = bind_ip(common, &file, "0.0.0.0")?;
+    let port = args.http_port.or(file.ports.http).unwrap_or(DEFAULT_HTTP_PORT);
+    let listener = listen(ip, port, "HTTP").await?;
+    let local = listener.local_addr()?;
+    let cfg = GatewayConfig {
+        region: common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into()),
+        datacenter: common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
+        node_name: file.name.clone().unwrap_or_else(hostname),
+        data_dir: String::new(),
+        http_advertise: local.to_string(),
+        max_body_bytes: args.max_body_bytes.unwrap_or(caravan_gateway::DEFAULT_MAX_BODY_BYTES),
+        server_enabled: false,
+        local_node_id: Arc::new(OnceLock::new()),
+    };
+    let channel = caravan_gateway::server_channel(&servers)?;
+    println!("==> Caravan gateway started; HTTP API on http://{local}");
+    caravan_gateway::serve(listener, AppState::new(channel, cfg), shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    Store::migrate(&args.database_url)
+        .await
+        .with_context(|| format!("migrating {}", redact(&args.database_url)))?;
+    println!("==> migrations applied to {}", redact(&args.database_url));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}
