@@ -1,1 +1,3 @@
 //! The Caravan client agent: fingerprinting, node registration and heartbeats.
+
+pub mod fingerprint;
