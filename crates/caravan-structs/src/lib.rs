@@ -9,8 +9,22 @@
 //!
 //! # Layout
 //!
-//! - [`node`]: `Node`, `NodeListStub`, drain, driver and node resource types.
-//! - [`time`]: `Time` (Go `time.Time`; zero is `null`), Go duration formatting.
+//! - [`node`]: `Node`, `NodeListStub`, drain, driver and node resource types, and the node
+//!   endpoints' request/response bodies.
+//! - [`alloc`]: `Allocation`, `AllocListStub`, `TaskState`/`TaskEvent` (with display
+//!   messages), `AllocMetric`, allocated resources, and the allocation endpoints' bodies.
+//! - [`job`]: `Job`, `TaskGroup`, `Task` and their policies, services and checks,
+//!   `JobListStub`, `JobSummary`.
+//! - [`eval`]: `Evaluation`, `EvaluationStub`.
+//! - [`deployment`]: `Deployment`, `DeploymentState`.
+//! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
+//! - [`resources`]: resource shapes shared by jobs, allocations and nodes (`Resources`,
+//!   `NetworkResource`, `Port`).
+//! - [`error`]: `ErrorCode`, the one table of error kinds → HTTP status and wire name.
+//! - [`time`]: `Time` (Go `time.Time`; zero is `null`), lenient duration reading, Go duration
+//!   formatting.
+//!
+//! Everything public is re-exported at the crate root, so `caravan_structs::Node` works.
 //!
 //! # Conventions
 //!
@@ -20,12 +34,22 @@
 //!   as it does in Nomad.
 //! - Nil-able Go slices, maps and pointers are `Option<...>` and serialize as `null`.
 
+pub mod alloc;
+pub mod deployment;
+pub mod error;
+pub mod eval;
 pub mod job;
 pub mod node;
 pub mod resources;
+pub mod service;
 pub mod time;
 
-pub use job::{Affinity, Constraint};
+pub use alloc::*;
+pub use deployment::*;
+pub use error::{ErrorCode, UnknownErrorCode};
+pub use eval::*;
+pub use job::*;
 pub use node::*;
-pub use resources::{DNSConfig, NetworkResource, Port, RequestedDevice, Resources};
-pub use time::Time;
+pub use resources::*;
+pub use service::*;
+pub use time::{Time, TimeParseError};
