@@ -30,9 +30,9 @@ impl ServerError {
         match self {
             ServerError::State(StateError::Fenced | StateError::Closed) => ErrorCode::Unavailable,
             ServerError::State(_) | ServerError::Internal(_) => ErrorCode::Internal,
-            ServerError::BadRequest(_) | ServerError::FilterParse(_) | ServerError::FilterEval(_) => {
-                ErrorCode::BadRequest
-            }
+            ServerError::BadRequest(_)
+            | ServerError::FilterParse(_)
+            | ServerError::FilterEval(_) => ErrorCode::BadRequest,
             ServerError::NotFound(_) => ErrorCode::NotFound,
             ServerError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             ServerError::Conflict(_) => ErrorCode::Conflict,

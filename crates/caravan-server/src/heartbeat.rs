@@ -32,8 +32,9 @@ impl Heartbeats {
     /// The TTL to hand a node now: at least the minimum, longer with many nodes, plus a random
     /// stagger so heartbeats spread out.
     pub fn next_ttl(&self, num_nodes: usize) -> Duration {
-        let by_rate =
-            Duration::from_secs_f64(num_nodes as f64 / self.config.max_heartbeats_per_second.max(1.0));
+        let by_rate = Duration::from_secs_f64(
+            num_nodes as f64 / self.config.max_heartbeats_per_second.max(1.0),
+        );
         let ttl = self.config.min_heartbeat_ttl.max(by_rate);
         let stagger_ms = ttl.as_millis().max(1) as u64;
         ttl + Duration::from_millis(rand::rng().random_range(0..stagger_ms))
@@ -83,8 +84,12 @@ impl Heartbeats {
             };
             for node_id in expired {
                 match nodes::mark_heartbeat_missed(&store, &node_id).await {
-                    Ok(()) => tracing::warn!(node_id = %node_id, "node missed its heartbeat, marked down"),
-                    Err(e) => tracing::error!(node_id = %node_id, error = %e, "failed to mark node down"),
+                    Ok(()) => {
+                        tracing::warn!(node_id = %node_id, "node missed its heartbeat, marked down")
+                    }
+                    Err(e) => {
+                        tracing::error!(node_id = %node_id, error = %e, "failed to mark node down")
+                    }
                 }
             }
             let sleep_until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));

@@ -113,7 +113,7 @@ fn create_node_evals(txn: &mut Txn<'_>, node: &Node) -> Result<Vec<String>, Serv
         if alloc.node_id != node.id {
             continue;
         }
-        let job_type = alloc.job.as_ref().map(|j| j.job_type.as_str()).unwrap_or("");
+        let job_type = alloc.job.as_ref().map(|j| j.r#type.as_str()).unwrap_or("");
         let relevant = match job_type {
             "system" | "sysbatch" => false,
             "batch" => !alloc.client_terminal_status(),
@@ -126,7 +126,7 @@ fn create_node_evals(txn: &mut Txn<'_>, node: &Node) -> Result<Vec<String>, Serv
     }
     for (_, row) in snap.jobs().iter() {
         let job = &row.value;
-        if job.job_type != "system" || job.stop {
+        if job.r#type != "system" || job.stop {
             continue;
         }
         let in_dc = job
@@ -134,8 +134,16 @@ fn create_node_evals(txn: &mut Txn<'_>, node: &Node) -> Result<Vec<String>, Serv
             .iter()
             .flatten()
             .any(|dc| dc == "*" || dc == &node.datacenter);
-        let pool = if job.node_pool.is_empty() { "default" } else { &job.node_pool };
-        let node_pool = if node.node_pool.is_empty() { "default" } else { &node.node_pool };
+        let pool = if job.node_pool.is_empty() {
+            "default"
+        } else {
+            &job.node_pool
+        };
+        let node_pool = if node.node_pool.is_empty() {
+            "default"
+        } else {
+            &node.node_pool
+        };
         let in_pool = pool == "all" || pool == node_pool;
         let key = (job.namespace.clone(), job.id.clone());
         if in_dc && in_pool && !jobs.contains(&key) {
@@ -149,13 +157,19 @@ fn create_node_evals(txn: &mut Txn<'_>, node: &Node) -> Result<Vec<String>, Serv
         let (priority, job_type, job_modify_index) = snap
             .jobs()
             .get(&job_key)
-            .map(|r| (r.value.priority, r.value.job_type.clone(), r.value.job_modify_index))
+            .map(|r| {
+                (
+                    r.value.priority,
+                    r.value.r#type.clone(),
+                    r.value.job_modify_index,
+                )
+            })
             .unwrap_or((50, "service".to_owned(), 0));
         let eval = Evaluation {
             id: uuid::Uuid::new_v4().to_string(),
             namespace,
             priority,
-            job_type,
+            r#type: job_type,
             triggered_by: TRIGGER_NODE_UPDATE.to_owned(),
             job_id,
             job_modify_index,
@@ -188,7 +202,11 @@ pub async fn mark_heartbeat_missed(store: &Store, node_id: &str) -> Result<(), S
             node.status = NODE_STATUS_DOWN.to_owned();
             node.status_updated_at = unix_secs();
             node.last_missed_heartbeat_index = index;
-            node.add_event(event(NODE_EVENT_SUBSYSTEM_HEARTBEAT, EVENT_HEARTBEAT_MISSED, index));
+            node.add_event(event(
+                NODE_EVENT_SUBSYSTEM_HEARTBEAT,
+                EVENT_HEARTBEAT_MISSED,
+                index,
+            ));
             let row = txn.put(node)?;
             let node = row.value.clone();
             create_node_evals(txn, &node)?;
@@ -196,6 +214,16 @@ pub async fn mark_heartbeat_missed(store: &Store, node_id: &str) -> Result<(), S
         })
         .await?;
     Ok(())
+}
+
+type NodeRow = Arc<caravan_state::Row<Node>>;
+
+fn row_token(row: &&NodeRow) -> String {
+    row.value.id.clone()
+}
+
+fn row_json<'a>(row: &'a &NodeRow) -> &'a str {
+    &row.json
 }
 
 #[derive(Clone)]
@@ -212,7 +240,12 @@ impl NodesService {
         &self.server.store
     }
 
-    fn update_response(&self, index: u64, node_modify_index: u64, ttl: Duration) -> v1::NodeUpdateResponse {
+    fn update_response(
+        &self,
+        index: u64,
+        node_modify_index: u64,
+        ttl: Duration,
+    ) -> v1::NodeUpdateResponse {
         let cfg = &self.server.config;
         v1::NodeUpdateResponse {
             heartbeat_ttl_ms: ttl.as_millis() as u64,
@@ -240,8 +273,12 @@ fn decode_node(json: &[u8]) -> Result<Node, ServerError> {
 
 fn validate_status(status: &str) -> Result<(), ServerError> {
     match status {
-        NODE_STATUS_INIT | NODE_STATUS_READY | NODE_STATUS_DOWN | NODE_STATUS_DISCONNECTED => Ok(()),
-        other => Err(ServerError::BadRequest(format!("invalid status for node: {other:?}"))),
+        NODE_STATUS_INIT | NODE_STATUS_READY | NODE_STATUS_DOWN | NODE_STATUS_DISCONNECTED => {
+            Ok(())
+        }
+        other => Err(ServerError::BadRequest(format!(
+            "invalid status for node: {other:?}"
+        ))),
     }
 }
 
@@ -253,19 +290,34 @@ impl nodes_server::Nodes for NodesService {
     ) -> Result<Response<v1::NodeUpdateResponse>, Status> {
         let mut node = decode_node(&request.into_inner().node_json)?;
         if node.id.is_empty() {
-            return Err(ServerError::BadRequest("missing node ID for client registration".into()).into());
+            return Err(
+                ServerError::BadRequest("missing node ID for client registration".into()).into(),
+            );
         }
         if !is_uuid(&node.id) {
-            return Err(ServerError::BadRequest(format!("invalid node ID {:?}: must be a UUID", node.id)).into());
+            return Err(ServerError::BadRequest(format!(
+                "invalid node ID {:?}: must be a UUID",
+                node.id
+            ))
+            .into());
         }
         if node.secret_id.is_empty() {
-            return Err(ServerError::BadRequest("missing node secret ID for client registration".into()).into());
+            return Err(ServerError::BadRequest(
+                "missing node secret ID for client registration".into(),
+            )
+            .into());
         }
         if node.datacenter.is_empty() {
-            return Err(ServerError::BadRequest("missing datacenter for client registration".into()).into());
+            return Err(ServerError::BadRequest(
+                "missing datacenter for client registration".into(),
+            )
+            .into());
         }
         if node.name.is_empty() {
-            return Err(ServerError::BadRequest("missing node name for client registration".into()).into());
+            return Err(ServerError::BadRequest(
+                "missing node name for client registration".into(),
+            )
+            .into());
         }
         if node.status.is_empty() {
             node.status = NODE_STATUS_INIT.to_owned();
@@ -304,7 +356,8 @@ impl nodes_server::Nodes for NodesService {
                         }
                     }
                     None => {
-                        let mut registered = event(NODE_EVENT_SUBSYSTEM_CLUSTER, EVENT_REGISTERED, 0);
+                        let mut registered =
+                            event(NODE_EVENT_SUBSYSTEM_CLUSTER, EVENT_REGISTERED, 0);
                         registered.timestamp = Time::from_unix(node.status_updated_at, 0);
                         node.events = Some(vec![registered]);
                         if node.scheduling_eligibility.is_empty() {
@@ -322,7 +375,11 @@ impl nodes_server::Nodes for NodesService {
             .next_ttl(self.store().snapshot().nodes().len());
         self.server.heartbeats.reset(&node_id, ttl);
         tracing::info!(node_id = %node_id, index = written.index, "node registered");
-        Ok(Response::new(self.update_response(written.index, written.value, ttl)))
+        Ok(Response::new(self.update_response(
+            written.index,
+            written.value,
+            ttl,
+        )))
     }
 
     async fn update_status(
@@ -369,7 +426,11 @@ impl nodes_server::Nodes for NodesService {
         } else {
             self.server.heartbeats.reset(&node_id, ttl);
         }
-        Ok(Response::new(self.update_response(written.index, written.value, ttl)))
+        Ok(Response::new(self.update_response(
+            written.index,
+            written.value,
+            ttl,
+        )))
     }
 
     async fn get_node(
@@ -414,17 +475,15 @@ impl nodes_server::Nodes for NodesService {
             .store()
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 let table = snap.nodes();
-                let rows: Vec<_> = table.prefixed(&q.prefix).collect();
-                let render = |row: &&Arc<caravan_state::Row<Node>>| {
+                let rows: Vec<&NodeRow> = table.prefixed(&q.prefix).collect();
+                let render = |row: &&NodeRow| {
                     serde_json::to_vec(&row.value.stub(fields))
                         .map_err(|e| ServerError::Internal(format!("encoding node stub: {e}")))
                 };
-                let token = |row: &&Arc<caravan_state::Row<Node>>| row.value.id.clone();
-                let json = |row: &&Arc<caravan_state::Row<Node>>| -> &str { &row.json };
                 let page = if pager.reverse() {
-                    pager.page(rows.iter().rev().copied(), token, json, render)
+                    pager.page(rows.iter().rev().copied(), row_token, row_json, render)
                 } else {
-                    pager.page(rows.iter().copied(), token, json, render)
+                    pager.page(rows.iter().copied(), row_token, row_json, render)
                 };
                 ((page, table.index()), table.index())
             })
@@ -476,7 +535,9 @@ impl nodes_server::Nodes for NodesService {
     ) -> Result<Response<v1::NodeDrainUpdateResponse>, Status> {
         let req = request.into_inner();
         require_node_id(&req.node_id, " for setting scheduling eligibility")?;
-        if req.eligibility != NODE_SCHEDULING_ELIGIBLE && req.eligibility != NODE_SCHEDULING_INELIGIBLE {
+        if req.eligibility != NODE_SCHEDULING_ELIGIBLE
+            && req.eligibility != NODE_SCHEDULING_INELIGIBLE
+        {
             return Err(ServerError::BadRequest(format!(
                 "invalid scheduling eligibility {:?}",
                 req.eligibility
@@ -501,7 +562,11 @@ impl nodes_server::Nodes for NodesService {
                 node.scheduling_eligibility = req.eligibility;
                 node.add_event(event(
                     NODE_EVENT_SUBSYSTEM_CLUSTER,
-                    if became_eligible { EVENT_ELIGIBLE } else { EVENT_INELIGIBLE },
+                    if became_eligible {
+                        EVENT_ELIGIBLE
+                    } else {
+                        EVENT_INELIGIBLE
+                    },
                     index,
                 ));
                 let row = txn.put(node)?;
@@ -573,7 +638,11 @@ impl nodes_server::Nodes for NodesService {
                                     last.meta = meta;
                                 }
                             }
-                            node.add_event(event(NODE_EVENT_SUBSYSTEM_DRAIN, EVENT_DRAIN_DISABLED, index));
+                            node.add_event(event(
+                                NODE_EVENT_SUBSYSTEM_DRAIN,
+                                EVENT_DRAIN_DISABLED,
+                                index,
+                            ));
                         }
                         if req.mark_eligible {
                             node.scheduling_eligibility = NODE_SCHEDULING_ELIGIBLE.to_owned();

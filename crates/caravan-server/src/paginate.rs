@@ -163,6 +163,9 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(err.code(), caravan_proto::ErrorCode::BadRequest);
-        assert!(err.to_string().starts_with("failed to create result paginator"));
+        assert!(
+            err.to_string()
+                .starts_with("failed to create result paginator")
+        );
     }
 }

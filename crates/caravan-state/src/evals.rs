@@ -25,6 +25,10 @@ impl Document for Evaluation {
     }
 
     fn columns(&self) -> Vec<String> {
-        vec![self.namespace.clone(), self.job_id.clone(), self.status.clone()]
+        vec![
+            self.namespace.clone(),
+            self.job_id.clone(),
+            self.status.clone(),
+        ]
     }
 }

@@ -25,7 +25,11 @@ impl Document for Node {
     }
 
     fn columns(&self) -> Vec<String> {
-        vec![self.name.clone(), self.datacenter.clone(), self.status.clone()]
+        vec![
+            self.name.clone(),
+            self.datacenter.clone(),
+            self.status.clone(),
+        ]
     }
 
     fn api_view(&self) -> Option<Self> {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::backend::{Backend, CHANGELOG_WINDOW, Commit, Loaded};
 use crate::error::StateError;
-use crate::snapshot::{HasTable, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::table::{Document, Row, Table, TableId};
 use crate::txn::{Mutation, Txn};
 use crate::watch::{WatchKey, Watches, any_changed};
@@ -63,7 +63,13 @@ impl Store {
         let (snap_tx, snap_rx) = watch::channel(Arc::new(snapshot));
         let watches = Arc::new(Watches::new());
         let (writer_tx, writer_rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run_writer(backend, epoch, writer_rx, snap_tx, watches.clone()));
+        tokio::spawn(run_writer(
+            backend,
+            epoch,
+            writer_rx,
+            snap_tx,
+            watches.clone(),
+        ));
         Ok(Store {
             shared: Arc::new(Shared {
                 snapshot: snap_rx,
@@ -96,10 +102,7 @@ impl Store {
         let job: WriteJob = Box::new(move |txn: &mut Txn<'_>| match f(txn) {
             Ok(value) => {
                 let reply: Reply = Box::new(move |res| {
-                    let _ = tx.send(
-                        res.map(|index| Written { value, index })
-                            .map_err(E::from),
-                    );
+                    let _ = tx.send(res.map(|index| Written { value, index }).map_err(E::from));
                 });
                 (true, reply)
             }
@@ -156,10 +159,7 @@ impl Store {
     }
 }
 
-fn decode_table<T: Document>(
-    loaded: &mut Loaded,
-    index: u64,
-) -> Result<Table<T>, StateError> {
+fn decode_table<T: Document>(loaded: &mut Loaded, index: u64) -> Result<Table<T>, StateError> {
     let mut rows = OrdMap::new();
     for (key, doc) in loaded.rows.remove(&T::TABLE).unwrap_or_default() {
         let value: T = serde_json::from_str(&doc).map_err(|source| StateError::Decode {
@@ -273,7 +273,10 @@ async fn run_writer(
         }
         commits += 1;
         if commits.is_multiple_of(1024) && current.index > CHANGELOG_WINDOW {
-            if let Err(e) = backend.prune_changelog(current.index - CHANGELOG_WINDOW).await {
+            if let Err(e) = backend
+                .prune_changelog(current.index - CHANGELOG_WINDOW)
+                .await
+            {
                 tracing::warn!(error = %e, "pruning the change log failed");
             }
         }
@@ -290,12 +293,4 @@ fn changed_table_indexes(muts: &[Mutation]) -> Vec<(TableId, u64)> {
     let mut out: Vec<_> = by_table.into_iter().collect();
     out.sort();
     out
-}
-
-/// Typed convenience over [`Store::snapshot`].
-pub fn get<T: Document>(snap: &Snapshot, key: &str) -> Option<Arc<Row<T>>>
-where
-    Snapshot: HasTable<T>,
-{
-    HasTable::<T>::table(snap).get(key).cloned()
 }

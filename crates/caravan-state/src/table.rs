@@ -16,7 +16,12 @@ pub enum TableId {
 }
 
 impl TableId {
-    pub const ALL: [TableId; 4] = [TableId::Nodes, TableId::Jobs, TableId::Evals, TableId::Allocs];
+    pub const ALL: [TableId; 4] = [
+        TableId::Nodes,
+        TableId::Jobs,
+        TableId::Evals,
+        TableId::Allocs,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -137,7 +142,10 @@ impl<T: Document> Table<T> {
     }
 
     /// Rows whose key is at least `from`, ascending.
-    pub fn range_from(&self, from: &str) -> impl DoubleEndedIterator<Item = (&String, &Arc<Row<T>>)> {
+    pub fn range_from(
+        &self,
+        from: &str,
+    ) -> impl DoubleEndedIterator<Item = (&String, &Arc<Row<T>>)> {
         self.rows.range(from.to_owned()..)
     }
 

@@ -40,8 +40,26 @@ mod tests {
     #[test]
     fn rewrites_go_style_flags() {
         assert_eq!(
-            n(&["caravan", "agent", "-dev", "-http-port=5000", "--node", "a", "-h", "-1"]),
-            ["caravan", "agent", "--dev", "--http-port=5000", "--node", "a", "-h", "-1"]
+            n(&[
+                "caravan",
+                "agent",
+                "-dev",
+                "-http-port=5000",
+                "--node",
+                "a",
+                "-h",
+                "-1"
+            ]),
+            [
+                "caravan",
+                "agent",
+                "--dev",
+                "--http-port=5000",
+                "--node",
+                "a",
+                "-h",
+                "-1"
+            ]
         );
     }
 

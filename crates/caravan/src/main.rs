@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "caravan", version, about = "A workload orchestrator that speaks the Nomad HTTP API")]
+#[command(
+    name = "caravan",
+    version,
+    about = "A workload orchestrator that speaks the Nomad HTTP API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,7 +119,10 @@ pub struct ServerArgs {
     pub min_heartbeat_ttl: Option<String>,
     #[arg(long = "heartbeat-grace", env = "CARAVAN_HEARTBEAT_GRACE")]
     pub heartbeat_grace: Option<String>,
-    #[arg(long = "failover-heartbeat-ttl", env = "CARAVAN_FAILOVER_HEARTBEAT_TTL")]
+    #[arg(
+        long = "failover-heartbeat-ttl",
+        env = "CARAVAN_FAILOVER_HEARTBEAT_TTL"
+    )]
     pub failover_heartbeat_ttl: Option<String>,
 }
 
@@ -142,7 +149,10 @@ pub struct MigrateArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_from(flags::normalize(std::env::args()));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("caravan: cannot start the async runtime: {e}");

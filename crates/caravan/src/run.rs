@@ -40,7 +40,11 @@ fn load_file(common: &Common) -> anyhow::Result<FileConfig> {
     }
 }
 
-fn duration_setting(name: &str, flag: &Option<String>, file: &Option<String>) -> anyhow::Result<Option<Duration>> {
+fn duration_setting(
+    name: &str,
+    flag: &Option<String>,
+    file: &Option<String>,
+) -> anyhow::Result<Option<Duration>> {
     match flag.as_ref().or(file.as_ref()) {
         None => Ok(None),
         Some(v) => parse_go_duration(v)
@@ -97,7 +101,10 @@ async fn shutdown_signal() {
 }
 
 /// A shutdown broadcast every component listens to.
-fn shutdown_channel() -> (watch::Sender<bool>, impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {
+fn shutdown_channel() -> (
+    watch::Sender<bool>,
+    impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) {
     let (tx, rx) = watch::channel(false);
     let make = move || {
         let mut rx = rx.clone();
@@ -112,7 +119,10 @@ fn sqlite_url(dir: &Path) -> anyhow::Result<String> {
     let server_dir = dir.join("server");
     std::fs::create_dir_all(&server_dir)
         .with_context(|| format!("cannot create {}", server_dir.display()))?;
-    Ok(format!("sqlite://{}?mode=rwc", server_dir.join("caravan.db").display()))
+    Ok(format!(
+        "sqlite://{}?mode=rwc",
+        server_dir.join("caravan.db").display()
+    ))
 }
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -148,13 +158,29 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 /// Server, gateway and one client agent in one process.
 async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
     let common = &args.common;
-    let region = common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into());
-    let datacenter = common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into());
-    let node_name = args.node.clone().or(file.name.clone()).unwrap_or_else(hostname);
+    let region = common
+        .region
+        .clone()
+        .or(file.region.clone())
+        .unwrap_or_else(|| "global".into());
+    let datacenter = common
+        .datacenter
+        .clone()
+        .or(file.datacenter.clone())
+        .unwrap_or_else(|| "dc1".into());
+    let node_name = args
+        .node
+        .clone()
+        .or(file.name.clone())
+        .unwrap_or_else(hostname);
     let ip = bind_ip(common, &file, "127.0.0.1")?;
     // The temporary directory lives as long as the agent and is removed on exit.
     let mut _temp = None;
-    let data_dir: PathBuf = match common.data_dir.clone().or(file.data_dir.clone().map(PathBuf::from)) {
+    let data_dir: PathBuf = match common
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone().map(PathBuf::from))
+    {
         Some(dir) => dir,
         None => {
             let t = tempfile::Builder::new().prefix("caravan-dev-").tempdir()?;
@@ -180,17 +206,28 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         rpc_advertise: rpc_addr.to_string(),
         ..ServerConfig::default()
     };
-    if let Some(d) = duration_setting("min-heartbeat-ttl", &args.min_heartbeat_ttl, &file.server.min_heartbeat_ttl)? {
+    if let Some(d) = duration_setting(
+        "min-heartbeat-ttl",
+        &args.min_heartbeat_ttl,
+        &file.server.min_heartbeat_ttl,
+    )? {
         server_cfg.min_heartbeat_ttl = d;
     }
-    if let Some(d) = duration_setting("heartbeat-grace", &args.heartbeat_grace, &file.server.heartbeat_grace)? {
+    if let Some(d) = duration_setting(
+        "heartbeat-grace",
+        &args.heartbeat_grace,
+        &file.server.heartbeat_grace,
+    )? {
         server_cfg.heartbeat_grace = d;
     }
     let (stop, stopped) = shutdown_channel();
     let server = Server::start(store, server_cfg);
     let server_task = tokio::spawn(server.serve(rpc_listener, stopped()));
 
-    let http_port = args.http_port.or(file.ports.http).unwrap_or(DEFAULT_HTTP_PORT);
+    let http_port = args
+        .http_port
+        .or(file.ports.http)
+        .unwrap_or(DEFAULT_HTTP_PORT);
     let http_listener = listen(ip, http_port, "HTTP").await?;
     let http_addr = http_listener.local_addr()?;
     let local_node_id = Arc::new(OnceLock::new());
@@ -200,7 +237,9 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         node_name: node_name.clone(),
         data_dir: data_dir.display().to_string(),
         http_advertise: http_addr.to_string(),
-        max_body_bytes: args.max_body_bytes.unwrap_or(caravan_gateway::DEFAULT_MAX_BODY_BYTES),
+        max_body_bytes: args
+            .max_body_bytes
+            .unwrap_or(caravan_gateway::DEFAULT_MAX_BODY_BYTES),
         server_enabled: true,
         local_node_id: local_node_id.clone(),
     };
@@ -217,10 +256,20 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         node_name: node_name.clone(),
         datacenter: datacenter.clone(),
         region: region.clone(),
-        node_class: args.node_class.clone().or(file.client.node_class.clone()).unwrap_or_default(),
+        node_class: args
+            .node_class
+            .clone()
+            .or(file.client.node_class.clone())
+            .unwrap_or_default(),
         meta: file.client.meta.clone().unwrap_or_default(),
-        http_advertise: args.http_advertise.clone().unwrap_or_else(|| http_addr.to_string()),
-        network_interface: args.network_interface.clone().or(file.client.network_interface.clone()),
+        http_advertise: args
+            .http_advertise
+            .clone()
+            .unwrap_or_else(|| http_addr.to_string()),
+        network_interface: args
+            .network_interface
+            .clone()
+            .or(file.client.network_interface.clone()),
     };
     let agent_task = tokio::spawn(caravan_agent::run(agent_cfg, local_node_id, stopped()));
 
@@ -259,23 +308,55 @@ async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
     let http_advertise = match args.http_advertise.clone() {
         Some(a) => a,
         None => {
-            let host = if ip.is_unspecified() { "127.0.0.1".to_owned() } else { ip.to_string() };
-            format!("{host}:{}", args.http_port.or(file.ports.http).unwrap_or(DEFAULT_HTTP_PORT))
+            let host = if ip.is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                ip.to_string()
+            };
+            format!(
+                "{host}:{}",
+                args.http_port
+                    .or(file.ports.http)
+                    .unwrap_or(DEFAULT_HTTP_PORT)
+            )
         }
     };
     let cfg = AgentConfig {
         servers,
         data_dir,
-        node_name: args.node.clone().or(file.name.clone()).unwrap_or_else(hostname),
-        datacenter: common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
-        region: common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into()),
-        node_class: args.node_class.clone().or(file.client.node_class.clone()).unwrap_or_default(),
+        node_name: args
+            .node
+            .clone()
+            .or(file.name.clone())
+            .unwrap_or_else(hostname),
+        datacenter: common
+            .datacenter
+            .clone()
+            .or(file.datacenter.clone())
+            .unwrap_or_else(|| "dc1".into()),
+        region: common
+            .region
+            .clone()
+            .or(file.region.clone())
+            .unwrap_or_else(|| "global".into()),
+        node_class: args
+            .node_class
+            .clone()
+            .or(file.client.node_class.clone())
+            .unwrap_or_default(),
         meta: file.client.meta.clone().unwrap_or_default(),
         http_advertise,
-        network_interface: args.network_interface.clone().or(file.client.network_interface.clone()),
+        network_interface: args
+            .network_interface
+            .clone()
+            .or(file.client.network_interface.clone()),
     };
     let (stop, stopped) = shutdown_channel();
-    let task = tokio::spawn(caravan_agent::run(cfg, Arc::new(OnceLock::new()), stopped()));
+    let task = tokio::spawn(caravan_agent::run(
+        cfg,
+        Arc::new(OnceLock::new()),
+        stopped(),
+    ));
     shutdown_signal().await;
     let _ = stop.send(true);
     let _ = task.await;
@@ -288,9 +369,15 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let db_url = match args.database_url.clone().or(file.database_url.clone()) {
         Some(url) => url,
-        None => match common.data_dir.clone().or(file.data_dir.clone().map(PathBuf::from)) {
+        None => match common
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone().map(PathBuf::from))
+        {
             Some(dir) => sqlite_url(&dir)?,
-            None => bail!("no store: give -database-url postgres://… (or -data-dir for an embedded SQLite store)"),
+            None => bail!(
+                "no store: give -database-url postgres://… (or -data-dir for an embedded SQLite store)"
+            ),
         },
     };
     let ip = bind_ip(common, &file, "0.0.0.0")?;
@@ -304,21 +391,45 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
             local.to_string()
         }
     });
-    let name = args.name.clone().or(file.name.clone()).unwrap_or_else(hostname);
+    let name = args
+        .name
+        .clone()
+        .or(file.name.clone())
+        .unwrap_or_else(hostname);
     let mut cfg = ServerConfig {
-        region: common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into()),
-        datacenter: common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
+        region: common
+            .region
+            .clone()
+            .or(file.region.clone())
+            .unwrap_or_else(|| "global".into()),
+        datacenter: common
+            .datacenter
+            .clone()
+            .or(file.datacenter.clone())
+            .unwrap_or_else(|| "dc1".into()),
         name,
         rpc_advertise: advertise.clone(),
         ..ServerConfig::default()
     };
-    if let Some(d) = duration_setting("min-heartbeat-ttl", &args.min_heartbeat_ttl, &file.server.min_heartbeat_ttl)? {
+    if let Some(d) = duration_setting(
+        "min-heartbeat-ttl",
+        &args.min_heartbeat_ttl,
+        &file.server.min_heartbeat_ttl,
+    )? {
         cfg.min_heartbeat_ttl = d;
     }
-    if let Some(d) = duration_setting("heartbeat-grace", &args.heartbeat_grace, &file.server.heartbeat_grace)? {
+    if let Some(d) = duration_setting(
+        "heartbeat-grace",
+        &args.heartbeat_grace,
+        &file.server.heartbeat_grace,
+    )? {
         cfg.heartbeat_grace = d;
     }
-    if let Some(d) = duration_setting("failover-heartbeat-ttl", &args.failover_heartbeat_ttl, &None)? {
+    if let Some(d) = duration_setting(
+        "failover-heartbeat-ttl",
+        &args.failover_heartbeat_ttl,
+        &None,
+    )? {
         cfg.failover_heartbeat_ttl = d;
     }
     let store = open_store(&db_url).await?;
@@ -342,16 +453,29 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         bail!("no servers: give -servers HOST:4647");
     }
     let ip = bind_ip(common, &file, "0.0.0.0")?;
-    let port = args.http_port.or(file.ports.http).unwrap_or(DEFAULT_HTTP_PORT);
+    let port = args
+        .http_port
+        .or(file.ports.http)
+        .unwrap_or(DEFAULT_HTTP_PORT);
     let listener = listen(ip, port, "HTTP").await?;
     let local = listener.local_addr()?;
     let cfg = GatewayConfig {
-        region: common.region.clone().or(file.region.clone()).unwrap_or_else(|| "global".into()),
-        datacenter: common.datacenter.clone().or(file.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
+        region: common
+            .region
+            .clone()
+            .or(file.region.clone())
+            .unwrap_or_else(|| "global".into()),
+        datacenter: common
+            .datacenter
+            .clone()
+            .or(file.datacenter.clone())
+            .unwrap_or_else(|| "dc1".into()),
         node_name: file.name.clone().unwrap_or_else(hostname),
         data_dir: String::new(),
         http_advertise: local.to_string(),
-        max_body_bytes: args.max_body_bytes.unwrap_or(caravan_gateway::DEFAULT_MAX_BODY_BYTES),
+        max_body_bytes: args
+            .max_body_bytes
+            .unwrap_or(caravan_gateway::DEFAULT_MAX_BODY_BYTES),
         server_enabled: false,
         local_node_id: Arc::new(OnceLock::new()),
     };
@@ -375,7 +499,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }

@@ -2,7 +2,8 @@
 //! on a dedicated connection, plus the fencing epoch checked by every write transaction.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+// Dynamic SQL here is built only from the static table and column names of `TableId`.
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 use std::str::FromStr;
 
 use super::{Commit, Loaded, table_by_name, to_i64, to_u64, upsert_sql};
@@ -70,12 +71,19 @@ impl Pg {
         {
             let name: String = row.try_get("tbl")?;
             if let Some(table) = table_by_name(&name) {
-                loaded.table_indexes.insert(table, to_u64(row.try_get("idx")?));
+                loaded
+                    .table_indexes
+                    .insert(table, to_u64(row.try_get("idx")?));
             }
         }
         for table in TableId::ALL {
-            let sql = format!("SELECT key, doc::text AS doc FROM {} ORDER BY key", table.name());
-            let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+            let sql = format!(
+                "SELECT key, doc::text AS doc FROM {} ORDER BY key",
+                table.name()
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .fetch_all(&mut *tx)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 out.push((row.try_get("key")?, row.try_get("doc")?));
@@ -109,7 +117,7 @@ impl Pg {
                     columns,
                 } => {
                     let sql = upsert_sql(m.table, "::jsonb");
-                    let mut q = sqlx::query(&sql)
+                    let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
                         .bind(&m.key)
                         .bind(&**json)
                         .bind(to_i64(*create_index))
@@ -121,7 +129,10 @@ impl Pg {
                 }
                 Op::Delete => {
                     let sql = format!("DELETE FROM {} WHERE key = $1", m.table.name());
-                    sqlx::query(&sql).bind(&m.key).execute(&mut *tx).await?;
+                    sqlx::query(AssertSqlSafe(sql.as_str()))
+                        .bind(&m.key)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             sqlx::query(

@@ -5,7 +5,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+// Dynamic SQL here is built only from the static table and column names of `TableId`.
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::postgres::op_name;
 use super::{Commit, Loaded, table_by_name, to_i64, to_u64, upsert_sql};
@@ -65,12 +66,16 @@ impl Lite {
         {
             let name: String = row.try_get("tbl")?;
             if let Some(table) = table_by_name(&name) {
-                loaded.table_indexes.insert(table, to_u64(row.try_get("idx")?));
+                loaded
+                    .table_indexes
+                    .insert(table, to_u64(row.try_get("idx")?));
             }
         }
         for table in TableId::ALL {
             let sql = format!("SELECT key, doc FROM {} ORDER BY key", table.name());
-            let rows = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+            let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .fetch_all(&mut *tx)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 out.push((row.try_get("key")?, row.try_get("doc")?));
@@ -104,7 +109,7 @@ impl Lite {
                     columns,
                 } => {
                     let sql = upsert_sql(m.table, "");
-                    let mut q = sqlx::query(&sql)
+                    let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
                         .bind(&m.key)
                         .bind(&**json)
                         .bind(to_i64(*create_index))
@@ -116,7 +121,10 @@ impl Lite {
                 }
                 Op::Delete => {
                     let sql = format!("DELETE FROM {} WHERE key = $1", m.table.name());
-                    sqlx::query(&sql).bind(&m.key).execute(&mut *tx).await?;
+                    sqlx::query(AssertSqlSafe(sql.as_str()))
+                        .bind(&m.key)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             sqlx::query(

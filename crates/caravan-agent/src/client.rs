@@ -1,0 +1,225 @@
+//! The agent's life with its servers: fingerprint, register, mark the node ready, heartbeat
+//! within the TTL the server hands out, and register again whenever the server no longer
+//! knows the node (a wiped or restarted store).
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use caravan_proto::v1::nodes_client::NodesClient;
+use caravan_proto::v1::{RegisterNodeRequest, UpdateNodeStatusRequest};
+use caravan_proto::{ErrorCode, error_code_of};
+use caravan_structs::node::NODE_STATUS_READY;
+use rand::Rng;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::AgentConfig;
+use crate::fingerprint::{self, FingerprintConfig};
+use crate::identity::{self, Identity};
+use crate::node::{build_node, driver_probes};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("node identity in {dir}: {source}")]
+    Identity { dir: String, source: std::io::Error },
+    #[error("fingerprinting failed: {0}")]
+    Fingerprint(#[from] fingerprint::FingerprintError),
+    #[error("invalid server address {addr:?}: {source}")]
+    ServerAddress {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+    #[error("no servers configured")]
+    NoServers,
+}
+
+/// Retry delays after failures grow to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+fn channel(servers: &[String]) -> Result<Channel, AgentError> {
+    let mut endpoints = Vec::new();
+    for addr in servers {
+        let e = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|source| AgentError::ServerAddress {
+                addr: addr.clone(),
+                source,
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true);
+        endpoints.push(e);
+    }
+    match endpoints.len() {
+        0 => Err(AgentError::NoServers),
+        1 => Ok(endpoints.remove(0).connect_lazy()),
+        _ => Ok(Channel::balance_list(endpoints.into_iter())),
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(250).saturating_mul(1 << attempt.min(6));
+    base.min(MAX_BACKOFF)
+}
+
+/// A heartbeat comfortably inside the TTL: between a third and a half of it.
+fn heartbeat_interval(ttl: Duration) -> Duration {
+    let ttl = if ttl.is_zero() {
+        Duration::from_secs(10)
+    } else {
+        ttl
+    };
+    let low = ttl / 3;
+    let spread = (ttl / 2).saturating_sub(low).as_millis().max(1) as u64;
+    low + Duration::from_millis(rand::rng().random_range(0..spread))
+}
+
+/// Runs the agent until `shutdown` resolves. `node_id` is set once the node is known.
+pub async fn run(
+    cfg: AgentConfig,
+    node_id: Arc<OnceLock<String>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let identity =
+        identity::load_or_create(&cfg.data_dir).map_err(|source| AgentError::Identity {
+            dir: cfg.data_dir.display().to_string(),
+            source,
+        })?;
+    let _ = node_id.set(identity.node_id.clone());
+    let channel = channel(&cfg.servers)?;
+    tokio::select! {
+        () = shutdown => Ok(()),
+        result = lifecycle(&cfg, &identity, channel) => result,
+    }
+}
+
+async fn lifecycle(
+    cfg: &AgentConfig,
+    identity: &Identity,
+    channel: Channel,
+) -> Result<(), AgentError> {
+    let mut client = NodesClient::new(channel);
+    loop {
+        let ttl = register(cfg, identity, &mut client).await?;
+        heartbeat_until_unknown(identity, &mut client, ttl).await;
+        tracing::warn!(node_id = %identity.node_id, "server does not know this node; registering again");
+    }
+}
+
+/// Fingerprints and registers until the server accepts, then marks the node ready.
+async fn register(
+    cfg: &AgentConfig,
+    identity: &Identity,
+    client: &mut NodesClient<Channel>,
+) -> Result<Duration, AgentError> {
+    let fp_cfg = FingerprintConfig {
+        data_dir: cfg.data_dir.clone(),
+        advertise_http: cfg.http_advertise.clone(),
+        network_interface: cfg.network_interface.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        drivers: driver_probes(),
+    };
+    let mut attempt = 0;
+    loop {
+        let fp = fingerprint::fingerprint(&fp_cfg)?;
+        let node = build_node(cfg, identity, &fp);
+        let node_json = match serde_json::to_vec(&node) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode the node");
+                tokio::time::sleep(MAX_BACKOFF).await;
+                continue;
+            }
+        };
+        let registered = client
+            .register(RegisterNodeRequest {
+                node_json,
+                write: None,
+            })
+            .await;
+        match registered {
+            Ok(_) => match update_status(identity, client).await {
+                Ok(ttl) => {
+                    tracing::info!(node_id = %identity.node_id, name = %cfg.node_name, "node registered and ready");
+                    return Ok(ttl);
+                }
+                Err(status) => {
+                    tracing::warn!(error = %status.message(), "marking the node ready failed");
+                }
+            },
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), error = %status.message(), servers = ?cfg.servers, "registration failed; retrying");
+            }
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+async fn update_status(
+    identity: &Identity,
+    client: &mut NodesClient<Channel>,
+) -> Result<Duration, tonic::Status> {
+    let resp = client
+        .update_status(UpdateNodeStatusRequest {
+            node_id: identity.node_id.clone(),
+            secret_id: identity.secret_id.clone(),
+            status: NODE_STATUS_READY.to_owned(),
+            write: None,
+        })
+        .await?
+        .into_inner();
+    Ok(Duration::from_millis(resp.heartbeat_ttl_ms))
+}
+
+/// Heartbeats until the server answers that the node does not exist.
+async fn heartbeat_until_unknown(
+    identity: &Identity,
+    client: &mut NodesClient<Channel>,
+    mut ttl: Duration,
+) {
+    let mut failures = 0;
+    loop {
+        let wait = if failures == 0 {
+            heartbeat_interval(ttl)
+        } else {
+            backoff(failures).min(heartbeat_interval(ttl))
+        };
+        tokio::time::sleep(wait).await;
+        match update_status(identity, client).await {
+            Ok(new_ttl) => {
+                if failures > 0 {
+                    tracing::info!("heartbeats reach the server again");
+                }
+                failures = 0;
+                ttl = new_ttl;
+            }
+            Err(status) if error_code_of(&status) == ErrorCode::NotFound => return,
+            Err(status) => {
+                failures += 1;
+                tracing::warn!(code = ?status.code(), error = %status.message(), failures, "heartbeat failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_land_inside_the_ttl() {
+        for _ in 0..200 {
+            let i = heartbeat_interval(Duration::from_secs(10));
+            assert!(
+                i >= Duration::from_millis(3333) && i <= Duration::from_secs(5),
+                "{i:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert!(backoff(0) < backoff(3));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+}
