@@ -17,7 +17,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+            BytesRejection::FailedToBufferBody(_)
+                if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 ApiError::new(
                     caravan_proto::ErrorCode::PayloadTooLarge,
                     "Request body is larger than the configured limit",
@@ -41,7 +43,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 "Request body must be a JSON object, not {}",
                 json_kind(&other)
             ))),
-            Err(e) => Err(ApiError::bad_request(format!("Request body is not valid JSON: {e}"))),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "Request body is not valid JSON: {e}"
+            ))),
         }
     }
 }

@@ -79,7 +79,9 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
     if negative {
         return Ok(Duration::ZERO);
     }
-    Ok(Duration::from_nanos(u64::try_from(total_ns).map_err(|_| err())?))
+    Ok(Duration::from_nanos(
+        u64::try_from(total_ns).map_err(|_| err())?,
+    ))
 }
 
 /// Formats a duration the way Go's `Duration.String` does (`5s`, `1m30s`, `1h0m0s`, `300ms`).
@@ -165,8 +167,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for bad in ["", "abc", "10", "5x", "s", ".s", "1..5s", "--1s", "1h-5m", "99999999999999999999h"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "",
+            "abc",
+            "10",
+            "5x",
+            "s",
+            ".s",
+            "1..5s",
+            "--1s",
+            "1h-5m",
+            "99999999999999999999h",
+        ] {
+            assert!(
+                parse_go_duration(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -45,7 +45,9 @@ impl Query {
         let mut params: HashMap<String, String> = HashMap::new();
         for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
             // The first value wins, as Go's url.Values.Get.
-            params.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            params
+                .entry(k.into_owned())
+                .or_insert_with(|| v.into_owned());
         }
         let get = |k: &str| params.get(k).map(String::as_str);
         let mut q = Query {
@@ -56,7 +58,9 @@ impl Query {
         if let Some(v) = get("stale") {
             q.stale = v.is_empty()
                 || parse_go_bool(v).ok_or_else(|| {
-                    ApiError::bad_request("Expect `true` or `false` for `stale` query string parameter")
+                    ApiError::bad_request(
+                        "Expect `true` or `false` for `stale` query string parameter",
+                    )
                 })?;
         }
         q.prefix = get("prefix").unwrap_or_default().to_owned();
@@ -82,8 +86,13 @@ impl Query {
         q.reverse = get("reverse") == Some("true");
         q.wait = match get("wait") {
             Some(v) => {
-                let d = parse_go_duration(v).map_err(|_| ApiError::bad_request("Invalid wait time"))?;
-                if d.is_zero() { DEFAULT_WAIT } else { d.min(MAX_WAIT) }
+                let d =
+                    parse_go_duration(v).map_err(|_| ApiError::bad_request("Invalid wait time"))?;
+                if d.is_zero() {
+                    DEFAULT_WAIT
+                } else {
+                    d.min(MAX_WAIT)
+                }
             }
             None => DEFAULT_WAIT,
         };
@@ -178,7 +187,10 @@ pub fn token_from_headers(headers: &HeaderMap) -> String {
             return v.to_owned();
         }
     }
-    if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let mut parts = v.split_whitespace();
         if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
             && scheme.eq_ignore_ascii_case("bearer")
@@ -277,13 +289,19 @@ mod tests {
     #[test]
     fn bad_parameters_name_themselves() {
         let msg = |raw: &str| parse(raw).unwrap_err().message;
-        assert_eq!(msg("per_page=abc"), "Expect a number for `per_page` query string parameter");
+        assert_eq!(
+            msg("per_page=abc"),
+            "Expect a number for `per_page` query string parameter"
+        );
         assert!(msg("per_page=-1").contains("per_page"));
         assert_eq!(msg("index=abc"), "Invalid index");
         assert_eq!(msg("index=-1"), "Invalid index");
         assert_eq!(msg("wait=abc"), "Invalid wait time");
         assert_eq!(msg("wait=10"), "Invalid wait time");
-        assert_eq!(msg("stale=maybe"), "Expect `true` or `false` for `stale` query string parameter");
+        assert_eq!(
+            msg("stale=maybe"),
+            "Expect `true` or `false` for `stale` query string parameter"
+        );
         // Nomad's order: stale is checked before per_page.
         assert!(msg("per_page=x&stale=x").contains("stale"));
     }
@@ -310,10 +328,25 @@ mod tests {
         assert!(validate_uuid_prefix("", "node").is_ok());
         assert!(validate_uuid_prefix("f747", "node").is_ok());
         assert!(validate_uuid_prefix("f7476465-4d", "node").is_ok());
-        assert!(validate_uuid_prefix("f74", "node").unwrap_err().message.contains("even length"));
-        assert!(validate_uuid_prefix("zz", "node").unwrap_err().message.contains("hexadecimal"));
+        assert!(
+            validate_uuid_prefix("f74", "node")
+                .unwrap_err()
+                .message
+                .contains("even length")
+        );
+        assert!(
+            validate_uuid_prefix("zz", "node")
+                .unwrap_err()
+                .message
+                .contains("hexadecimal")
+        );
         assert!(validate_uuid("f7476465-4d6e-c0de-26d0-e383c49be941", "node").is_ok());
-        assert!(validate_uuid("f7476465", "node").unwrap_err().message.contains("36 characters"));
+        assert!(
+            validate_uuid("f7476465", "node")
+                .unwrap_err()
+                .message
+                .contains("36 characters")
+        );
         assert!(validate_uuid("g7476465-4d6e-c0de-26d0-e383c49be941", "node").is_err());
     }
 }

@@ -90,14 +90,20 @@ impl IntoResponse for JsonResponse {
         };
         let mut resp = (StatusCode::OK, Bytes::from(body)).into_response();
         let headers = resp.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(meta) = self.meta {
             headers.insert("x-nomad-index", HeaderValue::from(meta.index));
             headers.insert(
                 "x-nomad-knownleader",
                 HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }),
             );
-            headers.insert("x-nomad-lastcontact", HeaderValue::from(meta.last_contact_ms));
+            headers.insert(
+                "x-nomad-lastcontact",
+                HeaderValue::from(meta.last_contact_ms),
+            );
             if !meta.next_token.is_empty()
                 && let Ok(v) = HeaderValue::from_str(&meta.next_token)
             {
@@ -124,6 +130,9 @@ mod tests {
     #[test]
     fn pretty_is_four_spaces_and_newline() {
         let out = prettify(b"{\"A\":[1]}").unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "{\n    \"A\": [\n        1\n    ]\n}\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n    \"A\": [\n        1\n    ]\n}\n"
+        );
     }
 }

@@ -150,7 +150,10 @@ pub(super) async fn health(State(state): State<AppState>, q: Query) -> Result<Re
         "server": { "ok": ok, "message": if ok { "ok" } else { "server unreachable" } },
     });
     if !ok {
-        return Err(ApiError::new(caravan_proto::ErrorCode::Unavailable, "server unreachable"));
+        return Err(ApiError::new(
+            caravan_proto::ErrorCode::Unavailable,
+            "server unreachable",
+        ));
     }
     Ok(JsonResponse::value(&body)?.pretty(q.pretty).into_response())
 }

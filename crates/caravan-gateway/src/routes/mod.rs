@@ -75,7 +75,12 @@ fn table() -> RouteTable {
     RouteTable::new()
         // Nodes (seeds/004).
         .route(GET, "/v1/nodes", NodeRead, handler!(GET, nodes::list))
-        .route(GET, "/v1/node/{node_id}", NodeRead, handler!(GET, nodes::read))
+        .route(
+            GET,
+            "/v1/node/{node_id}",
+            NodeRead,
+            handler!(GET, nodes::read),
+        )
         .route(
             GET,
             "/v1/node/{node_id}/allocations",
@@ -107,11 +112,26 @@ fn table() -> RouteTable {
             handler!(PUT_POST, nodes::purge),
         )
         // What clients probe first.
-        .route(GET, "/v1/status/leader", None, handler!(GET, status::leader))
+        .route(
+            GET,
+            "/v1/status/leader",
+            None,
+            handler!(GET, status::leader),
+        )
         .route(GET, "/v1/status/peers", None, handler!(GET, status::peers))
         .route(GET, "/v1/regions", None, handler!(GET, status::regions))
-        .route(GET, "/v1/agent/self", AgentRead, handler!(GET, agent::self_))
-        .route(GET, "/v1/agent/members", NodeRead, handler!(GET, agent::members))
+        .route(
+            GET,
+            "/v1/agent/self",
+            AgentRead,
+            handler!(GET, agent::self_),
+        )
+        .route(
+            GET,
+            "/v1/agent/members",
+            NodeRead,
+            handler!(GET, agent::members),
+        )
         .route(GET, "/v1/agent/health", None, handler!(GET, agent::health))
 }
 
@@ -129,10 +149,12 @@ pub fn router(state: AppState) -> Router {
         .route("/", axum::routing::any(root_redirect))
         .method_not_allowed_fallback(invalid_method)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            let specs = specs.clone();
-            async move { attach_capability(&specs, req, next).await }
-        }))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let specs = specs.clone();
+                async move { attach_capability(&specs, req, next).await }
+            },
+        ))
         .with_state(state)
 }
 
@@ -186,7 +208,10 @@ mod tests {
         assert_eq!(cap("/v1/node/{node_id}"), Capability::NodeRead);
         assert_eq!(cap("/v1/node/{node_id}/allocations"), Capability::NodeRead);
         for p in ["evaluate", "drain", "eligibility", "purge"] {
-            assert_eq!(cap(&format!("/v1/node/{{node_id}}/{p}")), Capability::NodeWrite);
+            assert_eq!(
+                cap(&format!("/v1/node/{{node_id}}/{p}")),
+                Capability::NodeWrite
+            );
         }
         let mut paths: Vec<_> = specs.iter().map(|s| s.path).collect();
         paths.sort();

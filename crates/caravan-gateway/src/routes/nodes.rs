@@ -159,7 +159,10 @@ struct NodeDrainUpdateResponse {
     node_modify_index: u64,
 }
 
-fn drain_update_response(r: v1::NodeDrainUpdateResponse, pretty: bool) -> Result<Response, ApiError> {
+fn drain_update_response(
+    r: v1::NodeDrainUpdateResponse,
+    pretty: bool,
+) -> Result<Response, ApiError> {
     let body = NodeDrainUpdateResponse {
         eval_create_index: r.eval_create_index,
         eval_ids: eval_ids(r.eval_ids),

@@ -21,7 +21,11 @@ pub(super) async fn leader(State(state): State<AppState>, q: Query) -> Result<Re
 }
 
 pub(super) async fn peers(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {
-    let resp = state.status().peers(v1::PeersRequest {}).await?.into_inner();
+    let resp = state
+        .status()
+        .peers(v1::PeersRequest {})
+        .await?
+        .into_inner();
     Ok(JsonResponse::value(&resp.peers)?
         .pretty(q.pretty)
         .into_response())
