@@ -152,11 +152,6 @@ impl Store {
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.shared.snapshot.clone()
     }
-
-    #[cfg(test)]
-    pub(crate) fn row_watchers(&self) -> usize {
-        self.shared.watches.row_watchers()
-    }
 }
 
 fn decode_table<T: Document>(loaded: &mut Loaded, index: u64) -> Result<Table<T>, StateError> {

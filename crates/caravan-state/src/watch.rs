@@ -102,3 +102,31 @@ pub(crate) async fn any_changed(rxs: &mut [watch::Receiver<u64>]) {
     let futs = rxs.iter_mut().map(|rx| Box::pin(rx.changed()));
     let _ = futures::future::select_all(futs).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn notify_wakes_only_matching_rows_and_forgets_idle_watchers() {
+        let w = Watches::new();
+        let mut a = w.subscribe(&[WatchKey::Row(TableId::Nodes, "a".into())]);
+        let mut b = w.subscribe(&[WatchKey::Row(TableId::Nodes, "b".into())]);
+        let mut t = w.subscribe(&[WatchKey::Table(TableId::Nodes)]);
+        let other = w.subscribe(&[WatchKey::Table(TableId::Allocs)]);
+        w.notify(7, [(TableId::Nodes, "a")].into_iter());
+        assert!(a[0].has_changed().unwrap());
+        assert!(!b[0].has_changed().unwrap());
+        assert!(t[0].has_changed().unwrap());
+        assert!(!other[0].has_changed().unwrap());
+        any_changed(&mut a).await;
+        any_changed(&mut t).await;
+        drop((a, b, t, other));
+        assert_eq!(w.row_watchers(), 2);
+        w.notify(
+            8,
+            [(TableId::Nodes, "a"), (TableId::Nodes, "b")].into_iter(),
+        );
+        assert_eq!(w.row_watchers(), 0, "watchers nobody waits on are dropped");
+    }
+}
