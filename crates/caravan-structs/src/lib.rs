@@ -33,6 +33,18 @@
 //! - Every struct is `#[serde(default)]` and ignores unknown keys: partial input deserializes,
 //!   as it does in Nomad.
 //! - Nil-able Go slices, maps and pointers are `Option<...>` and serialize as `null`.
+//! - Go `time.Time` fields are [`Time`] (RFC 3339, zero → `null`); Unix-nanosecond stamps and
+//!   `time.Duration`s are plain `i64` nanoseconds, documented on the field.
+//! - Statuses and other enumerations are `String` fields with `pub const` values (Nomad's
+//!   names), so an unknown value from a newer client still round-trips.
+//! - `Allocation` and `Evaluation` write every key, as the spec's samples show, although Nomad
+//!   at HEAD leaves their empty fields out (NOMAD-BEHAVIOR 1.2, 8.9).
+//!
+//! # Tests
+//!
+//! `tests/seed_roundtrip.rs` round-trips every sample JSON of the spec (`tests/fixtures/`)
+//! with a short, per-type allow-list of keys newer than the samples; `tests/key_order.rs`
+//! checks every wire type's key order; `tests/roundtrip_props.rs` round-trips random values.
 
 pub mod alloc;
 pub mod deployment;
