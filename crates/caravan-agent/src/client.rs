@@ -120,7 +120,19 @@ async fn register(
     };
     let mut attempt = 0;
     loop {
-        let fp = fingerprint::fingerprint(&fp_cfg)?;
+        // Fingerprinting reads /proc, /sys and statvfs: keep it off the async workers.
+        let cfg_for_probe = fp_cfg.clone();
+        let fp = match tokio::task::spawn_blocking(move || fingerprint::fingerprint(&cfg_for_probe))
+            .await
+        {
+            Ok(result) => result?,
+            Err(e) => {
+                tracing::error!(error = %e, "fingerprinting task failed");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+        };
         let node = build_node(cfg, identity, &fp);
         let node_json = match serde_json::to_vec(&node) {
             Ok(json) => json,

@@ -11,6 +11,7 @@ use http::HeaderMap;
 use http::request::Parts;
 use rand::Rng;
 
+use crate::AppState;
 use crate::duration::parse_go_duration;
 use crate::error::ApiError;
 
@@ -162,11 +163,25 @@ impl Query {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Query {
+impl FromRequestParts<AppState> for Query {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Query::parse(parts.uri.query().unwrap_or(""), &parts.headers)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let mut q = Query::parse(parts.uri.query().unwrap_or(""), &parts.headers)?;
+        // One region per cluster for now: a request for another one has nowhere to go.
+        let region = &state.config().region;
+        if q.region.is_empty() {
+            q.region = region.clone();
+        } else if &q.region != region {
+            return Err(ApiError::bad_request(format!(
+                "No path to region {:?}",
+                q.region
+            )));
+        }
+        Ok(q)
     }
 }
 
