@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace on a fresh machine: the command CI runs.
+#
+#   ./scripts/test.sh                      # lint, build, all tests (nextest) and doc tests
+#   ./scripts/test.sh -p caravan-state     # extra arguments go to the test runner
+#   CARAVAN_SKIP_LINT=1 ./scripts/test.sh  # skip rustfmt and clippy
+#
+# Steps:
+#   1. lint: cargo fmt --check, cargo clippy -D warnings (fail fast; skipped with CARAVAN_SKIP_LINT=1)
+#   2. PostgreSQL: find the server binaries (install the Debian package if missing), start one
+#      throwaway cluster in a temp dir on a free 127.0.0.1 port; it is stopped and deleted on exit
+#   3. build the whole workspace once (tests, benches, examples and the caravan binary that the
+#      black-box tests run)
+#   4. tests: cargo nextest run (cargo test when nextest is missing), then the doc tests
+#      (nextest does not run those; only in a full run, without extra arguments)
+#
+# Tests get CARAVAN_TEST_DATABASE_URL (superuser `caravan`, trust auth; each test creates its
+# own database, see caravan-test-utils) and CARAVAN_TEST_PG_BIN (the PostgreSQL bin dir, for
+# pgbench and friends).
+#
+# Environment: CARAVAN_SKIP_LINT=1 skips step 1; CARAVAN_TEST_PG_BIN=<dir> picks the PostgreSQL
+# binaries; CI=true selects the nextest `ci` profile (see .config/nextest.toml) unless
+# NEXTEST_PROFILE is set.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# ------------------------------------------------------------------------------------------------
+# Output helpers
+# ------------------------------------------------------------------------------------------------
+
+script_start=$SECONDS
+step_start=$SECONDS
+summary=()
+
+section() {
+  step_start=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
+
+step_done() { # <what> <status>
+  summary+=("$(printf '%-28s %-6s %4ss' "$1" "$2" "$((SECONDS - step_start))")")
+}
+
+print_summary() {
+  printf '\n==> Summary (%ss in all)\n' "$((SECONDS - script_start))"
+  local line
+  for line in "${summary[@]}"; do printf '    %s\n' "$line"; done
+}
+
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+is_root() { [[ "$(id -u)" == 0 ]]; }
+
+# Runs a command as root: directly when we are root, else through sudo when there is one.
+as_root() {
+  if is_root; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root to run '$*' (not root and no sudo): install PostgreSQL yourself, or set CARAVAN_TEST_PG_BIN"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------------
+# PostgreSQL
+# ------------------------------------------------------------------------------------------------
+
+PG_BIN=""
+PG_TMP=""
+PG_DATA=""
+PG_USER="" # the OS user that runs the cluster when we are root; empty: ourselves
+
+has_pg_server() { [[ -x "$1/initdb" && -x "$1/pg_ctl" && -x "$1/postgres" ]]; }
+
+# Sets PG_BIN to a directory holding initdb, pg_ctl and postgres, or returns 1.
+find_pg_bin() {
+  local dir
+  if [[ -n "${CARAVAN_TEST_PG_BIN:-}" ]]; then
+    has_pg_server "$CARAVAN_TEST_PG_BIN" ||
+      die "CARAVAN_TEST_PG_BIN=$CARAVAN_TEST_PG_BIN has no initdb, pg_ctl and postgres"
+    PG_BIN=$CARAVAN_TEST_PG_BIN
+    return 0
+  fi
+  if command -v initdb >/dev/null 2>&1; then
+    # Resolve symlinks (e.g. /usr/bin/initdb -> /usr/lib/postgresql/N/bin/initdb).
+    dir=$(dirname "$(readlink -f "$(command -v initdb)")")
+    if has_pg_server "$dir"; then
+      PG_BIN=$dir
+      return 0
+    fi
+  fi
+  # Debian and Ubuntu: /usr/lib/postgresql/<major>/bin, highest version first.
+  while IFS= read -r dir; do
+    if has_pg_server "$dir"; then
+      PG_BIN=$dir
+      return 0
+    fi
+  done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
+  return 1
+}
+
+install_postgres() {
+  command -v apt-get >/dev/null 2>&1 ||
+    die "PostgreSQL server binaries not found and there is no apt-get: install PostgreSQL (initdb, pg_ctl, postgres), or set CARAVAN_TEST_PG_BIN"
+  echo "PostgreSQL server binaries not found; installing the Debian package 'postgresql'"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
+}
+
+# Runs a command as the cluster's OS user.
+as_pg() {
+  if [[ -z "$PG_USER" ]]; then
+    "$@"
+  elif command -v runuser >/dev/null 2>&1; then
+    runuser -u "$PG_USER" -- "$@"
+  else
+    su -s /bin/sh "$PG_USER" -c "$(printf '%q ' "$@")"
+  fi
+}
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on right now.
+pick_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' &&
+      return 0
+  fi
+  # No python: a random port below the kernel's ephemeral range that refuses connections.
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 12000))
+    if ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free TCP port found on 127.0.0.1"
+}
+
+stop_postgres() {
+  if [[ -n "$PG_DATA" && -f "$PG_DATA/postmaster.pid" ]]; then
+    # Immediate: the cluster is thrown away, so there is nothing to flush.
+    if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 30 stop >/dev/null 2>&1; then
+      local pid
+      pid=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
+      if [[ "$pid" =~ ^[0-9]+$ ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+  fi
+  if [[ -n "$PG_TMP" ]]; then
+    rm -rf -- "$PG_TMP"
+  fi
+  PG_DATA=""
+  PG_TMP=""
+}
+
+start_postgres() {
+  if ! find_pg_bin; then
+    install_postgres
+    find_pg_bin || die "PostgreSQL was installed but initdb, pg_ctl and postgres are still not found"
+  fi
+  echo "PostgreSQL binaries: $PG_BIN ($("$PG_BIN/postgres" --version))"
+
+  local tmp_base=${TMPDIR:-/tmp}
+  if is_root; then
+    # initdb and postgres refuse to run as root: run the cluster as the `postgres` user.
+    PG_USER=postgres
+    if ! id -u "$PG_USER" >/dev/null 2>&1; then
+      echo "creating the system user $PG_USER"
+      useradd --system --user-group --no-create-home --home-dir /nonexistent "$PG_USER"
+    fi
+    tmp_base=/tmp # a TMPDIR under /root would not be reachable by that user
+  fi
+
+  PG_TMP=$(mktemp -d "$tmp_base/caravan-pg.XXXXXX")
+  PG_DATA=$PG_TMP/data
+  if [[ -n "$PG_USER" ]]; then
+    chown "$PG_USER:" "$PG_TMP"
+  fi
+
+  # --no-sync: nothing to protect before the server first starts; the server runs with fsync on.
+  if ! as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U caravan --auth=trust --encoding=UTF8 --locale=C \
+    --no-sync >"$PG_TMP/initdb.log" 2>&1; then
+    cat "$PG_TMP/initdb.log" >&2
+    die "initdb failed"
+  fi
+
+  # The port is free when picked but can be taken before the server binds it: retry a few times.
+  local attempt port
+  for attempt in 1 2 3 4 5; do
+    port=$(pick_port)
+    cat >"$PG_DATA/postgresql.auto.conf" <<EOF
+# Written by scripts/test.sh for a throwaway test cluster.
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$PG_TMP'
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+max_connections = 300
+log_min_messages = warning
+log_connections = off
+EOF
+    if [[ -n "$PG_USER" ]]; then
+      chown "$PG_USER:" "$PG_DATA/postgresql.auto.conf"
+    fi
+    if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_TMP/postgres.log" -w -t 60 start >/dev/null; then
+      export CARAVAN_TEST_DATABASE_URL="postgres://caravan@127.0.0.1:$port/postgres"
+      export CARAVAN_TEST_PG_BIN=$PG_BIN
+      echo "PostgreSQL cluster: $PG_DATA, listening on 127.0.0.1:$port"
+      echo "CARAVAN_TEST_DATABASE_URL=$CARAVAN_TEST_DATABASE_URL"
+      return 0
+    fi
+    echo "PostgreSQL did not start on port $port (attempt $attempt); its log:" >&2
+    tail -n 20 "$PG_TMP/postgres.log" >&2 || true
+  done
+  die "could not start PostgreSQL"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Run
+# ------------------------------------------------------------------------------------------------
+
+RUN_LOGS=""
+cleanup() {
+  stop_postgres
+  if [[ -n "$RUN_LOGS" ]]; then rm -rf -- "$RUN_LOGS"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; then
+  export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0} # a clean clone: incremental data is waste
+  export NEXTEST_PROFILE=${NEXTEST_PROFILE:-ci}
+fi
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install the Rust toolchain (rustup)"
+echo "toolchain: $(cargo --version), $(rustc --version)"
+
+# A component missing from a minimal toolchain: try rustup, else say so and go on without it.
+have_cargo_tool() { # <cargo subcommand> <rustup component>
+  cargo "$1" --version >/dev/null 2>&1 && return 0
+  if command -v rustup >/dev/null 2>&1; then
+    rustup component add "$2" >/dev/null 2>&1 || true
+    cargo "$1" --version >/dev/null 2>&1 && return 0
+  fi
+  printf 'warning: cargo %s is not available (rustup component %s); skipping it\n' "$1" "$2" >&2
+  return 1
+}
+
+if [[ "${CARAVAN_SKIP_LINT:-}" == "1" ]]; then
+  echo
+  echo "==> Lint skipped (CARAVAN_SKIP_LINT=1)"
+else
+  section "[1/4] Lint: cargo fmt --check"
+  if have_cargo_tool fmt rustfmt; then
+    cargo fmt --all -- --check || die "formatting differs: run 'cargo fmt --all'"
+    step_done "fmt" "ok"
+  else
+    step_done "fmt" "absent"
+  fi
+
+  section "[1/4] Lint: cargo clippy -D warnings"
+  if have_cargo_tool clippy clippy; then
+    cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
+    step_done "clippy" "ok"
+  else
+    step_done "clippy" "absent"
+  fi
+fi
+
+section "[2/4] PostgreSQL: throwaway cluster"
+start_postgres
+step_done "postgres" "ok"
+
+section "[3/4] Build: cargo build --workspace --all-targets"
+cargo build --workspace --all-targets || die "build failed"
+step_done "build" "ok"
+
+# The runners' output is shown and also kept, to count the tests for the closing line.
+RUN_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/caravan-test-logs.XXXXXX")
+color=()
+if [[ -t 1 ]]; then color=(--color always); fi # keep colours although the output goes to tee
+
+run_logged() { # <log file> <command...>; the command's exit status
+  "${@:2}" 2>&1 | tee "$1"
+  return "${PIPESTATUS[0]}"
+}
+
+strip_ansi() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$1"; }
+
+# Sums the numbers before <word> (e.g. "passed") in the given lines.
+sum_of() { # <word> <lines>
+  { grep -oE "[0-9]+ $1" <<<"$2" || true; } | awk '{ n += $1 } END { print n + 0 }'
+}
+
+passed=0
+failed_tests=0
+counted=0
+failed=0
+if cargo nextest --version >/dev/null 2>&1; then
+  # Doc tests first (nextest does not run them), so that nextest's summary closes the output.
+  if [[ $# -eq 0 ]]; then
+    section "[4/4] Tests: cargo test --workspace --doc"
+    if run_logged "$RUN_LOGS/doc.log" cargo test "${color[@]}" --workspace --doc; then
+      step_done "doc tests" "ok"
+    else
+      step_done "doc tests" "FAILED"
+      failed=1
+    fi
+    lines=$(strip_ansi "$RUN_LOGS/doc.log" | grep -E '^test result: ' || true)
+    passed=$((passed + $(sum_of passed "$lines")))
+    failed_tests=$((failed_tests + $(sum_of failed "$lines")))
+  fi
+
+  section "[4/4] Tests: cargo nextest run --workspace --no-fail-fast $*"
+  if run_logged "$RUN_LOGS/nextest.log" cargo nextest run "${color[@]}" --workspace --no-fail-fast "$@"; then
+    step_done "tests (nextest)" "ok"
+  else
+    step_done "tests (nextest)" "FAILED"
+    failed=1
+  fi
+  # "Summary [ 12.3s] 40 tests run: 38 passed (1 flaky), 1 failed, 1 timed out, 2 skipped"
+  line=$(strip_ansi "$RUN_LOGS/nextest.log" | grep -E 'Summary \[.*\] [0-9]+ tests? run:' | tail -n 1 || true)
+  if [[ -n "$line" ]]; then
+    counted=1
+    passed=$((passed + $(sum_of passed "$line")))
+    failed_tests=$((failed_tests + $(sum_of failed "$line") + $(sum_of 'timed out' "$line")))
+  fi
+else
+  section "[4/4] Tests: cargo test --workspace --no-fail-fast $* (cargo-nextest not found)"
+  if run_logged "$RUN_LOGS/test.log" cargo test "${color[@]}" --workspace --no-fail-fast "$@"; then
+    step_done "tests (cargo test)" "ok"
+  else
+    step_done "tests (cargo test)" "FAILED"
+    failed=1
+  fi
+  lines=$(strip_ansi "$RUN_LOGS/test.log" | grep -E '^test result: ' || true)
+  if [[ -n "$lines" ]]; then
+    counted=1
+    passed=$((passed + $(sum_of passed "$lines")))
+    failed_tests=$((failed_tests + $(sum_of failed "$lines")))
+  fi
+fi
+
+print_summary
+if [[ $failed -ne 0 ]]; then
+  echo "FAILED: see the failing tests above"
+else
+  echo "all checks passed"
+fi
+# One plain closing line with the totals, after everything else.
+if [[ $counted -eq 1 ]]; then
+  echo "tests: $passed passed, $failed_tests failed"
+fi
+exit "$failed"
