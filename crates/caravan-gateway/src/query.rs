@@ -225,7 +225,7 @@ pub fn validate_uuid_prefix(prefix: &str, what: &str) -> Result<(), ApiError> {
             "{what} lookup failed: index error: prefix {prefix:?} must contain only hexadecimal characters"
         )));
     }
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(ApiError::bad_request(format!(
             "{what} lookup failed: index error: Input (without hyphens) must be even length"
         )));

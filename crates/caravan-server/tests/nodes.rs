@@ -1,6 +1,8 @@
 //! The node rules, exercised in process: a real store (SQLite in a temp dir) and the Nodes
 //! service called directly, without the network.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +50,7 @@ fn node_json(n: u32) -> Value {
         "Datacenter": "dc1",
         "HTTPAddr": "127.0.0.1:4646",
         "Attributes": {"os.name": "debian", "nomad.version": "0.1.0"},
-        "Meta": {"rack": if n % 2 == 0 { "r0" } else { "r1" }},
+        "Meta": {"rack": if n.is_multiple_of(2) { "r0" } else { "r1" }},
         "Status": "initializing",
     })
 }

@@ -267,13 +267,13 @@ async fn run_writer(
             }
         }
         commits += 1;
-        if commits.is_multiple_of(1024) && current.index > CHANGELOG_WINDOW {
-            if let Err(e) = backend
+        if commits.is_multiple_of(1024)
+            && current.index > CHANGELOG_WINDOW
+            && let Err(e) = backend
                 .prune_changelog(current.index - CHANGELOG_WINDOW)
                 .await
-            {
-                tracing::warn!(error = %e, "pruning the change log failed");
-            }
+        {
+            tracing::warn!(error = %e, "pruning the change log failed");
         }
     }
     backend.close().await;

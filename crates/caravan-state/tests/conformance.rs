@@ -1,6 +1,8 @@
 //! The storage conformance suite: every behaviour of the store, run against PostgreSQL (a fresh
 //! database on the run's throwaway cluster) and against SQLite (a fresh file).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

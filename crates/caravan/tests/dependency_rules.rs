@@ -7,6 +7,8 @@
 //! - caravan-isolation and caravan-api depend on no workspace crate;
 //! - every crate takes the workspace lints (`unsafe_code = "forbid"`), except caravan-isolation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
