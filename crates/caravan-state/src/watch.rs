@@ -111,7 +111,7 @@ mod tests {
     async fn notify_wakes_only_matching_rows_and_forgets_idle_watchers() {
         let w = Watches::new();
         let mut a = w.subscribe(&[WatchKey::Row(TableId::Nodes, "a".into())]);
-        let mut b = w.subscribe(&[WatchKey::Row(TableId::Nodes, "b".into())]);
+        let b = w.subscribe(&[WatchKey::Row(TableId::Nodes, "b".into())]);
         let mut t = w.subscribe(&[WatchKey::Table(TableId::Nodes)]);
         let other = w.subscribe(&[WatchKey::Table(TableId::Allocs)]);
         w.notify(7, [(TableId::Nodes, "a")].into_iter());
