@@ -1,1 +1,676 @@
-//! Black-box tests live in `tests/`; this library is empty.
+//! The harness of the black-box tests in `tests/`: real `caravan` processes on free 127.0.0.1
+//! ports, spoken to over HTTP (through `caravan-api`) and, for fake nodes, over gRPC.
+//!
+//! - [`DevCluster`]: one `caravan agent -dev` process (server + gateway + client agent, SQLite
+//!   in its data dir).
+//! - [`PgCluster`]: `caravan server` on a fresh PostgreSQL database, `caravan gateway` in front
+//!   of it, and one `caravan agent` client advertising the gateway.
+//! - [`Cluster`]: what both offer, so one test body runs against both stores.
+//! - [`Grpc`]: registers and heartbeats fake nodes through the server's Nodes service.
+//! - Small helpers: JSON shapes, RFC 3339 times, UUIDs, temp dirs.
+//!
+//! Every wait is a [`wait_for`] with a deadline, never a bare sleep.
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+pub use caravan_api::{self as api, Client, QueryOptions, WriteOptions};
+use caravan_proto::v1::nodes_client::NodesClient;
+use caravan_proto::v1::{RegisterNodeRequest, UpdateNodeStatusRequest};
+pub use caravan_test_utils::{Process, TestDatabase, free_port, wait_for, wait_for_http};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+/// How long a cluster may take to start (generous: the CI machine runs four clusters at once
+/// on two cores).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default deadline of a `wait_for` in the tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+// ---------------------------------------------------------------------------------------------
+
+/// Which store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// What every test cluster offers.
+pub trait Cluster {
+    /// The HTTP API's base URL, `http://127.0.0.1:<port>`.
+    fn url(&self) -> &str;
+    /// The gateway's address, `127.0.0.1:<port>`.
+    fn http_addr(&self) -> &str;
+    /// The server's gRPC address, `127.0.0.1:<port>`.
+    fn rpc_addr(&self) -> &str;
+    /// The ID of the node the cluster's client agent registered.
+    fn node_id(&self) -> &str;
+    /// A client for [`Cluster::url`].
+    fn client(&self) -> &Client;
+    fn store(&self) -> StoreKind;
+    /// SIGKILLs the server process and starts it again on the same store; returns once the API
+    /// answers through it again.
+    fn restart_server(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// One `caravan agent -dev` process.
+pub struct DevCluster {
+    pub url: String,
+    pub http_addr: String,
+    pub rpc_addr: String,
+    pub node_id: String,
+    pub client: Client,
+    pub process: Process,
+    /// `-data-dir`: the SQLite store under `server/`, the node identity under `client/`.
+    pub data_dir: TempDir,
+    args: Vec<String>,
+}
+
+impl DevCluster {
+    /// `caravan agent -dev` on free ports with a fresh data dir; returns once its node is ready.
+    pub async fn start() -> anyhow::Result<DevCluster> {
+        DevCluster::start_with(&[]).await
+    }
+
+    /// As [`DevCluster::start`] with extra flags (e.g. `-min-heartbeat-ttl 1s`).
+    pub async fn start_with(extra: &[&str]) -> anyhow::Result<DevCluster> {
+        let data_dir = TempDir::new("caravan-dev")?;
+        let http_port = free_port();
+        let rpc_port = free_port();
+        let mut args: Vec<String> = [
+            "agent",
+            "-dev",
+            "-http-port",
+            &http_port.to_string(),
+            "-rpc-port",
+            &rpc_port.to_string(),
+            "-data-dir",
+            &data_dir.path_str(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        DevCluster::start_args(args, http_port, rpc_port, data_dir).await
+    }
+
+    /// Starts `caravan <args>` exactly as given; `args` must make it listen on `http_port` and
+    /// `rpc_port` and use `data_dir`.
+    pub async fn start_args(
+        args: Vec<String>,
+        http_port: u16,
+        rpc_port: u16,
+        data_dir: TempDir,
+    ) -> anyhow::Result<DevCluster> {
+        let process = spawn(&args)?;
+        let http_addr = format!("127.0.0.1:{http_port}");
+        let url = format!("http://{http_addr}");
+        let client = Client::new(url.clone())?;
+        let node_id = wait_single_node_ready(&client, &[&process]).await?;
+        Ok(DevCluster {
+            url,
+            http_addr,
+            rpc_addr: format!("127.0.0.1:{rpc_port}"),
+            node_id,
+            client,
+            process,
+            data_dir,
+            args,
+        })
+    }
+}
+
+impl Cluster for DevCluster {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn http_addr(&self) -> &str {
+        &self.http_addr
+    }
+    fn rpc_addr(&self) -> &str {
+        &self.rpc_addr
+    }
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn store(&self) -> StoreKind {
+        StoreKind::Sqlite
+    }
+
+    async fn restart_server(&mut self) -> anyhow::Result<()> {
+        self.process.kill_hard();
+        self.process = spawn(&self.args)?;
+        wait_api(&self.client, &[&self.process]).await
+    }
+}
+
+/// `caravan server` on a fresh PostgreSQL database, `caravan gateway`, one `caravan agent`.
+pub struct PgCluster {
+    pub url: String,
+    pub http_addr: String,
+    pub rpc_addr: String,
+    pub node_id: String,
+    pub client: Client,
+    pub server: Process,
+    pub gateway: Process,
+    pub agent: Process,
+    /// The agent's `-data-dir`.
+    pub agent_dir: TempDir,
+    /// Dropped last: the database outlives the processes using it.
+    pub db: TestDatabase,
+    server_args: Vec<String>,
+}
+
+impl PgCluster {
+    /// The three processes on free ports and a new database; returns once the node is ready.
+    pub async fn start() -> anyhow::Result<PgCluster> {
+        PgCluster::start_with(&[], &[]).await
+    }
+
+    /// As [`PgCluster::start`] with extra flags for the server and for the agent.
+    pub async fn start_with(
+        server_extra: &[&str],
+        agent_extra: &[&str],
+    ) -> anyhow::Result<PgCluster> {
+        let db = TestDatabase::create().await?;
+        let rpc_port = free_port();
+        let http_port = free_port();
+        let rpc_addr = format!("127.0.0.1:{rpc_port}");
+        let http_addr = format!("127.0.0.1:{http_port}");
+        let mut server_args: Vec<String> = [
+            "server",
+            "-database-url",
+            &db.url,
+            "-bind",
+            "127.0.0.1",
+            "-rpc-port",
+            &rpc_port.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        server_args.extend(server_extra.iter().map(|s| s.to_string()));
+        let server = spawn(&server_args)?;
+        let gateway = spawn(&strings(&[
+            "gateway",
+            "-servers",
+            &rpc_addr,
+            "-bind",
+            "127.0.0.1",
+            "-http-port",
+            &http_port.to_string(),
+        ]))?;
+        let url = format!("http://{http_addr}");
+        let client = Client::new(url.clone())?;
+        wait_api(&client, &[&server, &gateway]).await?;
+        let agent_dir = TempDir::new("caravan-agent")?;
+        let mut agent_args = strings(&[
+            "agent",
+            "-servers",
+            &rpc_addr,
+            "-data-dir",
+            &agent_dir.path_str(),
+            "-bind",
+            "127.0.0.1",
+            "-http-advertise",
+            &http_addr,
+        ]);
+        agent_args.extend(agent_extra.iter().map(|s| s.to_string()));
+        let agent = spawn(&agent_args)?;
+        let node_id = wait_single_node_ready(&client, &[&server, &gateway, &agent]).await?;
+        Ok(PgCluster {
+            url,
+            http_addr,
+            rpc_addr,
+            node_id,
+            client,
+            server,
+            gateway,
+            agent,
+            agent_dir,
+            db,
+            server_args,
+        })
+    }
+}
+
+impl Cluster for PgCluster {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn http_addr(&self) -> &str {
+        &self.http_addr
+    }
+    fn rpc_addr(&self) -> &str {
+        &self.rpc_addr
+    }
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn store(&self) -> StoreKind {
+        StoreKind::Postgres
+    }
+
+    async fn restart_server(&mut self) -> anyhow::Result<()> {
+        self.server.kill_hard();
+        self.server = spawn(&self.server_args)?;
+        wait_api(&self.client, &[&self.server, &self.gateway, &self.agent]).await
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn spawn(args: &[String]) -> anyhow::Result<Process> {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Process::spawn(&refs, &[("RUST_LOG", "info"), ("NO_COLOR", "1")])
+}
+
+fn logs_of(processes: &[&Process]) -> String {
+    processes
+        .iter()
+        .map(|p| format!("----- pid {} -----\n{}", p.pid(), p.logs()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until the API answers `/v1/status/leader` with 200 through the server.
+async fn wait_api(client: &Client, processes: &[&Process]) -> anyhow::Result<()> {
+    wait_for(
+        "the API to answer /v1/status/leader",
+        START_TIMEOUT,
+        || async {
+            let r = client
+                .get("/v1/status/leader", &QueryOptions::new())
+                .await?;
+            Ok(r.status == 200)
+        },
+    )
+    .await
+    .with_context(|| logs_of(processes))
+}
+
+/// Waits until exactly one node is registered and `ready`; returns its ID.
+async fn wait_single_node_ready(client: &Client, processes: &[&Process]) -> anyhow::Result<String> {
+    let found = std::sync::Mutex::new(String::new());
+    wait_for(
+        "the node to register and be ready",
+        START_TIMEOUT,
+        || async {
+            let (nodes, _) = client.nodes().list(&QueryOptions::new()).await?;
+            match nodes.as_slice() {
+                [node] if node.status == "ready" => {
+                    *found.lock().map_err(|_| anyhow!("poisoned"))? = node.id.clone();
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        },
+    )
+    .await
+    .with_context(|| logs_of(processes))?;
+    let id = found.lock().map_err(|_| anyhow!("poisoned"))?.clone();
+    Ok(id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fake nodes over gRPC
+// ---------------------------------------------------------------------------------------------
+
+/// A node registered by a test rather than by an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeNode {
+    pub id: String,
+    pub secret_id: String,
+    pub name: String,
+}
+
+/// The server's Nodes service, as a client agent sees it.
+pub struct Grpc {
+    nodes: NodesClient<Channel>,
+}
+
+impl Grpc {
+    pub async fn connect(rpc_addr: &str) -> anyhow::Result<Grpc> {
+        let nodes = NodesClient::connect(format!("http://{rpc_addr}"))
+            .await
+            .with_context(|| format!("connecting to the server's gRPC at {rpc_addr}"))?;
+        Ok(Grpc { nodes })
+    }
+
+    /// Registers `node` (a Nomad Node JSON document); returns the heartbeat TTL.
+    pub async fn register(&mut self, node: &Value) -> anyhow::Result<Duration> {
+        let resp = self
+            .nodes
+            .register(RegisterNodeRequest {
+                node_json: serde_json::to_vec(node)?,
+                write: None,
+            })
+            .await
+            .map_err(|s| anyhow!("Register: {:?} {}", s.code(), s.message()))?
+            .into_inner();
+        Ok(Duration::from_millis(resp.heartbeat_ttl_ms))
+    }
+
+    /// Registers a `ready` node named `name` in dc1 with `meta` and a few attributes; its ID
+    /// starts with `id_prefix` (hex, may be empty).
+    pub async fn register_fake(
+        &mut self,
+        name: &str,
+        id_prefix: &str,
+        meta: &[(&str, &str)],
+    ) -> anyhow::Result<FakeNode> {
+        let node = FakeNode {
+            id: uuid_with_prefix(id_prefix),
+            secret_id: uuid_with_prefix(""),
+            name: name.to_owned(),
+        };
+        self.register(&fake_node_json(&node, meta)).await?;
+        Ok(node)
+    }
+
+    /// A heartbeat: `UpdateStatus` with `status` (`ready` for a normal heartbeat).
+    pub async fn update_status(&mut self, node: &FakeNode, status: &str) -> anyhow::Result<()> {
+        self.nodes
+            .update_status(UpdateNodeStatusRequest {
+                node_id: node.id.clone(),
+                secret_id: node.secret_id.clone(),
+                status: status.to_owned(),
+                write: None,
+            })
+            .await
+            .map_err(|s| anyhow!("UpdateStatus: {:?} {}", s.code(), s.message()))?;
+        Ok(())
+    }
+}
+
+/// The Node document of a fake node: the fields registration needs plus a few attributes so
+/// selectors have something to match.
+pub fn fake_node_json(node: &FakeNode, meta: &[(&str, &str)]) -> Value {
+    let meta: serde_json::Map<String, Value> = meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    json!({
+        "ID": node.id,
+        "SecretID": node.secret_id,
+        "Name": node.name,
+        "Datacenter": "dc1",
+        "Status": "ready",
+        "HTTPAddr": "127.0.0.1:1",
+        "Attributes": {
+            "os.name": "fakeos",
+            "kernel.name": "linux",
+            "nomad.version": "0.1.0",
+        },
+        "Meta": meta,
+    })
+}
+
+/// A random version-4 UUID whose hex digits start with `prefix` (at most 8 hex characters).
+pub fn uuid_with_prefix(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hex = String::with_capacity(32);
+    hex.push_str(prefix);
+    while hex.len() < 32 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(now_nanos() as u128);
+        h.write_u32(std::process::id());
+        hex.push_str(&format!("{:016x}", h.finish()));
+    }
+    let mut b: Vec<char> = hex.chars().take(32).collect();
+    b[12] = '4';
+    b[16] = ['8', '9', 'a', 'b'][(b[16].to_digit(16).unwrap_or(0) % 4) as usize];
+    let s: String = b.into_iter().collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &s[0..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..32]
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP shortcuts
+// ---------------------------------------------------------------------------------------------
+
+/// GET `path` (which may carry a query string); fails unless the answer is 200 with JSON.
+pub async fn get_json(client: &Client, path: &str) -> anyhow::Result<(Value, api::QueryMeta)> {
+    let resp = client.get(path, &QueryOptions::new()).await?;
+    if resp.status != 200 {
+        bail!("GET {path}: {} {}", resp.status, resp.text());
+    }
+    let meta = resp.query_meta();
+    let value: Value = resp
+        .json()
+        .with_context(|| format!("GET {path}: {}", resp.text()))?;
+    Ok((value, meta))
+}
+
+/// A raw `method` to `path` with `body` (sent only if not empty), any status.
+pub async fn send(
+    client: &Client,
+    method: api::Method,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<api::RawResponse> {
+    let mut req = client.raw(method, path);
+    if !body.is_empty() {
+        req = req.body(body.as_bytes().to_vec());
+    }
+    Ok(req.send().await?)
+}
+
+/// A raw POST to `path` with `body`, any status.
+pub async fn post(client: &Client, path: &str, body: &str) -> anyhow::Result<api::RawResponse> {
+    send(client, api::Method::POST, path, body).await
+}
+
+/// The node's current JSON document.
+pub async fn node_doc(client: &Client, node_id: &str) -> anyhow::Result<Value> {
+    Ok(get_json(client, &format!("/v1/node/{node_id}")).await?.0)
+}
+
+/// The messages of the node's events, oldest first.
+pub async fn event_messages(
+    client: &Client,
+    node_id: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let (node, _) = client.nodes().info(node_id, &QueryOptions::new()).await?;
+    Ok(node
+        .events()
+        .iter()
+        .map(|e| (e.message.clone(), e.subsystem.clone()))
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A directory removed when dropped.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            now_nanos() % 1_000_000_000
+        ));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn path_str(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_nanos() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Parses an RFC 3339 time (`2019-08-26T12:22:50.762716458+02:00`, `...Z`) to Unix nanoseconds.
+pub fn parse_rfc3339(s: &str) -> anyhow::Result<i128> {
+    let bad = || anyhow!("not an RFC 3339 time: {s:?}");
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        bail!(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> anyhow::Result<i64> {
+        s.get(r).and_then(|x| x.parse().ok()).ok_or_else(bad)
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut frac_nanos: i128 = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &s[start..i];
+        if digits.is_empty() || digits.len() > 9 {
+            bail!(bad());
+        }
+        frac_nanos = format!("{digits:0<9}").parse().map_err(|_| bad())?;
+    }
+    let offset_secs: i64 = match s.get(i..) {
+        Some("Z") | Some("z") => 0,
+        Some(off) if off.len() == 6 && (off.starts_with('+') || off.starts_with('-')) => {
+            let oh: i64 = off[1..3].parse().map_err(|_| bad())?;
+            let om: i64 = off[4..6].parse().map_err(|_| bad())?;
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => bail!(bad()),
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, mo) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    Ok(secs as i128 * 1_000_000_000 + frac_nanos)
+}
+
+/// The JSON type of a value, as named in failure messages.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every key of the object `sample` must be in `actual` with the same JSON type (a `null` in
+/// the sample allows `null` or any type: the sample shows an unset value). Returns the problems.
+pub fn shape_mismatches(sample: &Value, actual: &Value) -> Vec<String> {
+    let (Some(sample), Some(actual)) = (sample.as_object(), actual.as_object()) else {
+        return vec![format!(
+            "want two objects, got {} and {}",
+            json_type(sample),
+            json_type(actual)
+        )];
+    };
+    let mut out = Vec::new();
+    for (key, want) in sample {
+        match actual.get(key) {
+            None => out.push(format!("{key}: missing")),
+            Some(got) if !want.is_null() && json_type(got) != json_type(want) => out.push(format!(
+                "{key}: want {}, got {} ({got})",
+                json_type(want),
+                json_type(got)
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            parse_rfc3339("2019-08-26T12:22:50+02:00").unwrap(),
+            1_566_814_970_000_000_000
+        );
+        assert_eq!(
+            parse_rfc3339("2018-04-11T23:33:48.7819898Z").unwrap(),
+            1_523_489_628_781_989_800
+        );
+        assert!(parse_rfc3339("yesterday").is_err());
+    }
+
+    #[test]
+    fn uuids() {
+        let a = uuid_with_prefix("ab");
+        let b = uuid_with_prefix("ab");
+        assert_ne!(a, b);
+        assert!(a.starts_with("ab") && a.len() == 36, "{a}");
+        assert_eq!(&a[14..15], "4");
+    }
+
+    #[test]
+    fn shapes() {
+        let sample = json!({"A": 1, "B": null, "C": "x"});
+        assert!(shape_mismatches(&sample, &json!({"A": 2, "B": {}, "C": "y", "D": 0})).is_empty());
+        assert_eq!(
+            shape_mismatches(&sample, &json!({"A": "2", "B": null})).len(),
+            2
+        );
+    }
+}
