@@ -246,6 +246,25 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// One more `caravan gateway` in front of the same server; returns it with a client for it.
+    pub async fn start_extra_gateway(&self) -> anyhow::Result<(Process, Client)> {
+        let port = free_port();
+        let gateway = spawn(&strings(&[
+            "gateway",
+            "-servers",
+            &self.rpc_addr,
+            "-bind",
+            "127.0.0.1",
+            "-http-port",
+            &port.to_string(),
+        ]))?;
+        let client = Client::new(format!("http://127.0.0.1:{port}"))?;
+        wait_api(&client, &[&gateway]).await?;
+        Ok((gateway, client))
+    }
+}
+
 impl Cluster for PgCluster {
     fn url(&self) -> &str {
         &self.url

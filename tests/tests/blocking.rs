@@ -332,3 +332,56 @@ async fn blocking_reads_carry_the_consistency_headers() {
         assert!(resp.header("x-nomad-lastcontact").is_some());
     }
 }
+
+#[tokio::test]
+async fn gateways_are_stateless_a_write_through_one_wakes_a_read_through_another() {
+    let c = PgCluster::start().await.unwrap();
+    let (_gateway, other) = c.start_extra_gateway().await.unwrap();
+    // Both see the same node at the same index.
+    let (a, meta_a) = c
+        .client
+        .nodes()
+        .info(&c.node_id, &QueryOptions::new())
+        .await
+        .unwrap();
+    let (b, meta_b) = other
+        .nodes()
+        .info(&c.node_id, &QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(meta_a.last_index, meta_b.last_index);
+    // A blocking read through the second gateway wakes on a write through the first.
+    let q = QueryOptions::new()
+        .index(meta_b.last_index)
+        .wait(Duration::from_secs(30));
+    let id = c.node_id.clone();
+    let reader = other.clone();
+    let mut blocked = tokio::spawn(async move { reader.nodes().info(&id, &q).await });
+    assert!(
+        tokio::time::timeout(STILL_BLOCKED, &mut blocked)
+            .await
+            .is_err()
+    );
+    let (write, _) = c
+        .client
+        .nodes()
+        .drain(
+            &c.node_id,
+            Some(api::nodes::DrainSpec::with_deadline(Duration::from_secs(
+                60,
+            ))),
+            false,
+            None,
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let (node, meta) = tokio::time::timeout(Duration::from_secs(10), blocked)
+        .await
+        .expect("the read through the other gateway did not wake")
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.last_index, write.index);
+    assert!(node.drain);
+}

@@ -405,3 +405,52 @@ async fn region_flag_names_the_region() {
     assert!(other.status >= 400, "{}", other.text());
     assert!(other.text().contains("region"), "{}", other.text());
 }
+
+#[tokio::test]
+async fn a_dead_server_gives_prompt_5xx_answers_not_hangs() {
+    let mut c = PgCluster::start().await.unwrap();
+    let (_, meta) = c.client.nodes().list(&QueryOptions::new()).await.unwrap();
+    let q = QueryOptions::new()
+        .index(meta.last_index)
+        .wait(std::time::Duration::from_secs(60));
+    let reader = c.client.clone();
+    let mut blocked = tokio::spawn(async move { reader.get("/v1/nodes", &q).await });
+    let still = std::time::Duration::from_millis(400);
+    assert!(tokio::time::timeout(still, &mut blocked).await.is_err());
+    c.server.kill_hard();
+    let limit = std::time::Duration::from_secs(15);
+    let resp = tokio::time::timeout(limit, blocked)
+        .await
+        .expect("a blocking query hung after its server died")
+        .unwrap()
+        .unwrap();
+    assert!(resp.status >= 500, "{} {}", resp.status, resp.text());
+    assert_eq!(resp.header("content-type"), Some(TEXT));
+    assert!(!resp.text().is_empty());
+    for path in ["/v1/nodes".to_owned(), format!("/v1/node/{}", c.node_id)] {
+        let resp = c
+            .client
+            .raw(Method::GET, &path)
+            .timeout(limit)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status >= 500,
+            "{path}: {} {}",
+            resp.status,
+            resp.text()
+        );
+        assert_eq!(resp.header("content-type"), Some(TEXT));
+        assert!(!resp.text().is_empty());
+    }
+    let resp = c
+        .client
+        .raw(Method::POST, &format!("/v1/node/{}/eligibility", c.node_id))
+        .body(r#"{"Eligibility":"ineligible"}"#)
+        .timeout(limit)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status >= 500, "{} {}", resp.status, resp.text());
+}

@@ -588,3 +588,127 @@ async fn purge_removes_and_a_live_agent_registers_again_postgres() {
         .unwrap();
     purge_and_reregister(&c).await;
 }
+
+#[tokio::test]
+async fn node_events_keep_the_last_ten() {
+    let c = DevCluster::start().await.unwrap();
+    let nodes = c.client.nodes();
+    let w = WriteOptions::default();
+    let mut indexes = Vec::new();
+    for i in 0..12 {
+        let (r, _) = nodes.eligibility(&c.node_id, i % 2 == 1, &w).await.unwrap();
+        indexes.push(r.index);
+    }
+    let (node, _) = nodes.info(&c.node_id, &QueryOptions::new()).await.unwrap();
+    let events = node.events();
+    assert_eq!(events.len(), 10, "{events:?}");
+    // The oldest (including "Node registered") are dropped; the newest is last.
+    assert!(events.iter().all(|e| e.message != "Node registered"));
+    let got: Vec<u64> = events.iter().map(|e| e.create_index).collect();
+    assert_eq!(got, indexes[2..]);
+    assert_eq!(
+        events.last().unwrap().message,
+        "Node marked as eligible for scheduling"
+    );
+}
+
+#[tokio::test]
+async fn eligibility_body_node_id_wins_while_drain_uses_the_path() {
+    let c = DevCluster::start().await.unwrap();
+    let mut grpc = Grpc::connect(&c.rpc_addr).await.unwrap();
+    let fake = grpc.register_fake("target", "", &[]).await.unwrap();
+    // NOMAD-BEHAVIOR 2.6: a non-empty NodeID in the eligibility body overrides the path.
+    let resp = post(
+        &c.client,
+        &format!("/v1/node/{}/eligibility", c.node_id),
+        &json!({"NodeID": fake.id, "Eligibility": "ineligible"}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        node_doc(&c.client, &fake.id).await.unwrap()["SchedulingEligibility"],
+        "ineligible"
+    );
+    assert_eq!(
+        node_doc(&c.client, &c.node_id).await.unwrap()["SchedulingEligibility"],
+        "eligible"
+    );
+    // NOMAD-BEHAVIOR 2.5: the drain body's NodeID is ignored; the path wins.
+    let resp = post(
+        &c.client,
+        &format!("/v1/node/{}/drain", c.node_id),
+        &json!({"NodeID": fake.id, "DrainSpec": {"Deadline": 1_000_000_000}}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        node_doc(&c.client, &c.node_id).await.unwrap()["Drain"],
+        true
+    );
+    assert_eq!(node_doc(&c.client, &fake.id).await.unwrap()["Drain"], false);
+}
+
+async fn concurrent_writes_serialize(c: &impl Cluster) {
+    let mut futs = Vec::new();
+    for i in 0..20u64 {
+        let client = c.client().clone();
+        let id = c.node_id().to_owned();
+        futs.push(async move {
+            let meta = std::collections::BTreeMap::from([("i".to_owned(), i.to_string())]);
+            let (r, _) = client
+                .nodes()
+                .drain(
+                    &id,
+                    Some(DrainSpec::with_deadline(Duration::from_secs(60 + i))),
+                    false,
+                    Some(meta),
+                    &WriteOptions::default(),
+                )
+                .await
+                .unwrap();
+            (r.index, i)
+        });
+    }
+    let mut acks = futures::future::join_all(futs).await;
+    acks.sort();
+    let indexes: Vec<u64> = acks.iter().map(|a| a.0).collect();
+    let mut unique = indexes.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 20, "two writes share an index: {indexes:?}");
+    // The node shows the write with the highest index, and one event per write.
+    let (last_index, last_i) = *acks.last().unwrap();
+    let (node, meta) = c
+        .client()
+        .nodes()
+        .info(c.node_id(), &QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(meta.last_index, last_index);
+    assert_eq!(node.modify_index, last_index);
+    assert_eq!(
+        node.drain_strategy.as_ref().unwrap().deadline,
+        ((60 + last_i) * 1_000_000_000) as i64
+    );
+    assert_eq!(
+        node.last_drain.as_ref().unwrap().meta.as_ref().unwrap()["i"],
+        last_i.to_string()
+    );
+    let event_indexes: Vec<u64> = node.events().iter().map(|e| e.create_index).collect();
+    assert_eq!(
+        event_indexes,
+        indexes[10..],
+        "one event per write, the last ten kept"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_writes_to_one_node_serialize_sqlite() {
+    concurrent_writes_serialize(&DevCluster::start().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn concurrent_writes_to_one_node_serialize_postgres() {
+    concurrent_writes_serialize(&PgCluster::start().await.unwrap()).await;
+}

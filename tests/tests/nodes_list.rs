@@ -174,6 +174,17 @@ async fn list_prefix_filters_by_id() {
             .unwrap();
         assert_eq!(ids(&got), std::slice::from_ref(target), "prefix {prefix}");
     }
+    // A prefix with pagination walks just the matching nodes.
+    let ab: Vec<String> = all
+        .iter()
+        .filter(|id| id.starts_with("ab"))
+        .cloned()
+        .collect();
+    let paged = nodes
+        .list_all(&QueryOptions::new().prefix("ab").per_page(1))
+        .await
+        .unwrap();
+    assert_eq!(ids(&paged), ab);
     // A prefix nothing has.
     let (got, _) = nodes
         .list(&QueryOptions::new().prefix("0000"))
