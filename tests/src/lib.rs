@@ -168,6 +168,7 @@ pub struct PgCluster {
     pub agent: Process,
     /// The agent's `-data-dir`.
     pub agent_dir: TempDir,
+    agent_args: Vec<String>,
     /// Dropped last: the database outlives the processes using it.
     pub db: TestDatabase,
     server_args: Vec<String>,
@@ -240,6 +241,7 @@ impl PgCluster {
             gateway,
             agent,
             agent_dir,
+            agent_args,
             db,
             server_args,
         })
@@ -247,6 +249,13 @@ impl PgCluster {
 }
 
 impl PgCluster {
+    /// SIGKILLs the client agent and starts it again with the same data dir.
+    pub fn restart_agent(&mut self) -> anyhow::Result<()> {
+        self.agent.kill_hard();
+        self.agent = spawn(&self.agent_args)?;
+        Ok(())
+    }
+
     /// One more `caravan gateway` in front of the same server; returns it with a client for it.
     pub async fn start_extra_gateway(&self) -> anyhow::Result<(Process, Client)> {
         let port = free_port();
@@ -290,6 +299,31 @@ impl Cluster for PgCluster {
         self.server = spawn(&self.server_args)?;
         wait_api(&self.client, &[&self.server, &self.gateway, &self.agent]).await
     }
+}
+
+/// Sends SIGTERM to a process this test started (by its pid).
+pub fn terminate(process: &Process) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &process.pid().to_string()])
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -TERM {} failed: {status}", process.pid());
+    }
+    Ok(())
+}
+
+/// Waits until `process` has exited; fails after `timeout`.
+pub async fn wait_exit(process: &mut Process, timeout: Duration) -> anyhow::Result<()> {
+    let mut exited = false;
+    wait_for("the process to exit", timeout, || {
+        if !exited {
+            exited = matches!(process.try_wait(), Ok(Some(_)));
+        }
+        let done = exited;
+        async move { Ok(done) }
+    })
+    .await
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

@@ -142,3 +142,43 @@ async fn acknowledged_writes_survive_a_server_crash_postgres() {
     let mut c = PgCluster::start().await.unwrap();
     writes_survive_a_crash(&mut c).await;
 }
+
+#[tokio::test]
+async fn a_restarted_agent_is_the_same_node() {
+    let mut c = PgCluster::start_with(&["-min-heartbeat-ttl", "1s"], &[])
+        .await
+        .unwrap();
+    let client = c.client.clone();
+    let nodes = client.nodes();
+    nodes
+        .eligibility(&c.node_id, false, &WriteOptions::default())
+        .await
+        .unwrap();
+    let before = node_doc(&client, &c.node_id).await.unwrap();
+    c.restart_agent().unwrap();
+    let node_id = c.node_id.clone();
+    // The agent registers again (the node document is rewritten) under the same ID.
+    let (_, meta) = nodes.info(&node_id, &QueryOptions::new()).await.unwrap();
+    let q = QueryOptions::new()
+        .index(meta.last_index)
+        .wait(Duration::from_secs(15));
+    let (after, _) = nodes.info(&node_id, &q).await.unwrap();
+    wait_for("the restarted agent's node to be ready", WAIT, || async {
+        let (n, _) = nodes.info(&node_id, &QueryOptions::new()).await?;
+        Ok(n.status == "ready")
+    })
+    .await
+    .unwrap();
+    let (list, _) = nodes.list(&QueryOptions::new()).await.unwrap();
+    assert_eq!(list.len(), 1, "a second node appeared: {list:?}");
+    assert_eq!(list[0].id, node_id);
+    assert_eq!(after.create_index, before["CreateIndex"].as_u64().unwrap());
+    assert_eq!(
+        after.scheduling_eligibility, "ineligible",
+        "eligibility is the server's"
+    );
+    assert_eq!(
+        after.events().len(),
+        before["Events"].as_array().unwrap().len()
+    );
+}
