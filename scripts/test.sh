@@ -306,7 +306,7 @@ if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first (nextest does not run them), so that nextest's summary closes the output.
   if [[ $# -eq 0 ]]; then
     section "[4/4] Tests: cargo test --workspace --doc"
-    if run_logged "$RUN_LOGS/doc.log" cargo test "${color[@]}" --workspace --doc; then
+    if run_logged "$RUN_LOGS/doc.log" cargo test "${color[@]}" --workspace --doc --no-fail-fast; then
       step_done "doc tests" "ok"
     else
       step_done "doc tests" "FAILED"
