@@ -173,6 +173,19 @@ pub enum ParseError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
+    /// A selector names a field the document's struct does not have.
+    #[error(
+        "error finding value in datum: {pointer} at part {part}: couldn't find struct field with name {field:?}"
+    )]
+    NoSuchField {
+        /// The selector as a JSON pointer.
+        pointer: String,
+        /// Which segment failed, from 0.
+        part: usize,
+        /// The missing field.
+        field: String,
+    },
+
     /// `==`/`!=` on an object or an array.
     #[error("unable to find suitable primitive comparison function for matching")]
     NoComparison,

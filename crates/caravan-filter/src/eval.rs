@@ -5,25 +5,33 @@
 //! "missing", and the operators give go-bexpr's fixed answers for a missing map key. Literals are
 //! coerced to the JSON type of the field they are compared with.
 
+use std::rc::Rc;
+
 use serde_json::{Map, Number, Value};
 
+use crate::Schema;
 use crate::ast::{Binding, Collection, Expr, Match, MatchOp, Quantifier, Selector};
 use crate::error::EvalError;
 
-/// Evaluates `expr` against the root document `doc`.
-pub(crate) fn evaluate(expr: &Expr, doc: &Value) -> Result<bool, EvalError> {
+/// Evaluates `expr` against the root document `doc`, whose maps `schema` names.
+pub(crate) fn evaluate(expr: &Expr, doc: &Value, schema: &dyn Schema) -> Result<bool, EvalError> {
     let mut scope = Scope {
         root: doc,
+        schema,
         bindings: Vec::new(),
     };
     scope.eval(expr)
 }
 
+/// Where a value sits in the document's shape: struct field names, with `*` for array elements
+/// and map values (what [`Schema::is_map`] is asked about).
+type ShapePath = Rc<Vec<String>>;
+
 /// What a name bound by `any`/`all` stands for inside the braces.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Bound<'d> {
     /// An element or value in the document; selectors can walk into it.
-    Value(&'d Value),
+    Value(&'d Value, ShapePath),
     /// An object key; a string with nothing below it.
     Key(&'d str),
     /// An array index; a number with nothing below it.
@@ -99,13 +107,14 @@ impl Datum<'_> {
     }
 }
 
-struct Scope<'d, 'f> {
+struct Scope<'d, 'f, 's> {
     root: &'d Value,
+    schema: &'s dyn Schema,
     /// Innermost last, so inner bindings shadow outer ones and document fields.
     bindings: Vec<(&'f str, Bound<'d>)>,
 }
 
-impl<'d, 'f> Scope<'d, 'f> {
+impl<'d, 'f> Scope<'d, 'f, '_> {
     fn eval(&mut self, expr: &'f Expr) -> Result<bool, EvalError> {
         match expr {
             Expr::Or(operands) => {
@@ -131,40 +140,71 @@ impl<'d, 'f> Scope<'d, 'f> {
     }
 
     /// Follows `selector` from the binding it starts with, or from the root. `None` means
-    /// missing or null.
-    fn resolve(&self, selector: &Selector) -> Option<Datum<'d>> {
+    /// missing or null; a field a struct does not have is an error, as in go-bexpr.
+    fn resolve(&self, selector: &Selector) -> Result<Option<(Datum<'d>, ShapePath)>, EvalError> {
         let segments = &selector.0;
         let bound = segments.first().and_then(|first| {
             self.bindings
                 .iter()
                 .rev()
                 .find(|(name, _)| *name == first.as_str())
-                .map(|(_, bound)| *bound)
+                .map(|(_, bound)| bound.clone())
         });
-        let (mut value, rest) = match bound {
-            None => (self.root, &segments[..]),
-            Some(Bound::Value(value)) => (value, &segments[1..]),
+        let (mut value, rest, mut shape) = match bound {
+            None => (self.root, &segments[..], Vec::new()),
+            Some(Bound::Value(value, shape)) => (value, &segments[1..], shape.as_ref().clone()),
             // Keys and indexes are scalars: nothing can be selected below them.
-            Some(Bound::Key(key)) => return segments[1..].is_empty().then_some(Datum::String(key)),
+            Some(Bound::Key(key)) => {
+                let datum = segments[1..].is_empty().then_some(Datum::String(key));
+                return Ok(datum.map(|d| (d, Rc::new(Vec::new()))));
+            }
             Some(Bound::Index(i)) => {
-                let i = i128::try_from(i).ok()?;
-                return segments[1..]
+                let Ok(i) = i128::try_from(i) else {
+                    return Ok(None);
+                };
+                let datum = segments[1..]
                     .is_empty()
                     .then_some(Datum::Number(Num::Int(i)));
+                return Ok(datum.map(|d| (d, Rc::new(Vec::new()))));
             }
         };
-        for segment in rest {
+        for (part, segment) in rest.iter().enumerate() {
             value = match value {
-                Value::Object(map) => map.get(segment)?,
-                Value::Array(items) => items.get(parse_index(segment)?)?,
-                _ => return None,
+                Value::Object(map) if self.schema.is_map(&shape) => {
+                    shape.push("*".to_owned());
+                    match map.get(segment) {
+                        Some(v) => v,
+                        None => return Ok(None),
+                    }
+                }
+                Value::Object(map) => match map.get(segment) {
+                    Some(v) => {
+                        shape.push(segment.clone());
+                        v
+                    }
+                    None => {
+                        return Err(EvalError::NoSuchField {
+                            pointer: format!("/{}", rest.join("/")),
+                            part,
+                            field: segment.clone(),
+                        });
+                    }
+                },
+                Value::Array(items) => {
+                    shape.push("*".to_owned());
+                    match parse_index(segment).and_then(|i| items.get(i)) {
+                        Some(v) => v,
+                        None => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
             };
         }
-        Datum::of(value)
+        Ok(Datum::of(value).map(|d| (d, Rc::new(shape))))
     }
 
     fn eval_match(&self, m: &Match) -> Result<bool, EvalError> {
-        let Some(datum) = self.resolve(&m.selector) else {
+        let Some((datum, _)) = self.resolve(&m.selector)? else {
             return Ok(missing_result(&m.op));
         };
         let selector = || m.selector.dotted();
@@ -193,18 +233,23 @@ impl<'d, 'f> Scope<'d, 'f> {
     fn eval_collection(&mut self, c: &'f Collection) -> Result<bool, EvalError> {
         let want = c.quantifier == Quantifier::Any;
         // (index or key, element or value) pairs, collected to walk arrays and objects alike.
-        let entries: Vec<(Bound<'d>, Bound<'d>)> = match self.resolve(&c.selector) {
+        let entries: Vec<(Bound<'d>, Bound<'d>)> = match self.resolve(&c.selector)? {
             // Nothing to iterate: `any` finds nothing, `all` holds vacuously.
             None => return Ok(!want),
-            Some(Datum::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (Bound::Index(i), Bound::Value(item)))
-                .collect(),
-            Some(Datum::Object(map)) => map
-                .iter()
-                .map(|(k, v)| (Bound::Key(k), Bound::Value(v)))
-                .collect(),
+            Some((Datum::Array(items), shape)) => {
+                let inner = element_shape(&shape);
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| (Bound::Index(i), Bound::Value(item, inner.clone())))
+                    .collect()
+            }
+            Some((Datum::Object(map), shape)) => {
+                let inner = element_shape(&shape);
+                map.iter()
+                    .map(|(k, v)| (Bound::Key(k), Bound::Value(v, inner.clone())))
+                    .collect()
+            }
             Some(_) => {
                 return Err(EvalError::NotCollection {
                     selector: c.selector.dotted(),
@@ -217,17 +262,17 @@ impl<'d, 'f> Scope<'d, 'f> {
                 // go-bexpr binds a lone name to the element of a list but to the key of a map.
                 Binding::Single(name) => {
                     let bound = if matches!(index, Bound::Key(_)) {
-                        index
+                        index.clone()
                     } else {
-                        value
+                        value.clone()
                     };
                     self.bindings.push((name.as_str(), bound));
                 }
-                Binding::Index(k) => self.bindings.push((k.as_str(), index)),
-                Binding::Value(v) => self.bindings.push((v.as_str(), value)),
+                Binding::Index(k) => self.bindings.push((k.as_str(), index.clone())),
+                Binding::Value(v) => self.bindings.push((v.as_str(), value.clone())),
                 Binding::IndexValue(k, v) => {
-                    self.bindings.push((k.as_str(), index));
-                    self.bindings.push((v.as_str(), value));
+                    self.bindings.push((k.as_str(), index.clone()));
+                    self.bindings.push((v.as_str(), value.clone()));
                 }
             }
             let result = self.eval(&c.body);
@@ -238,6 +283,13 @@ impl<'d, 'f> Scope<'d, 'f> {
         }
         Ok(!want)
     }
+}
+
+/// The shape path of the elements (or values) of the collection at `shape`.
+fn element_shape(shape: &ShapePath) -> ShapePath {
+    let mut inner = shape.as_ref().clone();
+    inner.push("*".to_owned());
+    Rc::new(inner)
 }
 
 /// go-bexpr's answers when the selected value does not exist (here also: is null).

@@ -16,9 +16,11 @@
 //!
 //! go-bexpr walks Go structs; this crate walks their JSON, which cannot tell a struct from a map:
 //!
-//! - Every absent key, `null`, out-of-range index or step into a scalar is "missing" and gets the
-//!   fixed answers go-bexpr gives a missing map key. go-bexpr errors on a missing struct field or
-//!   a nil pointer on the way (`DrainStrategy.Deadline` on a node that is not draining).
+//! - Every `null`, out-of-range index or step into a scalar is "missing" and gets the fixed
+//!   answers go-bexpr gives a missing map key; so does an absent key, unless a [`Schema`] says
+//!   the object is a struct ([`Filter::matches_in`]), where an unknown field is an error as in
+//!   go-bexpr. go-bexpr also errors on a nil pointer on the way (`DrainStrategy.Deadline` on a
+//!   node that is not draining); here that is simply missing.
 //! - Literals are coerced to the field's JSON type: any number literal compares numerically with
 //!   a number field (`1 == 1.0`), where Go would refuse `1.5` for an integer field.
 //! - Error messages name JSON types (`number`, `object`, ...), not Go kinds (`uint64`, `struct`),
@@ -81,7 +83,49 @@ impl Filter {
     /// Whether `doc` satisfies the filter. An error means the expression cannot be applied to
     /// this document (e.g. `==` on an object); Nomad fails the whole request on it.
     pub fn matches(&self, doc: &serde_json::Value) -> Result<bool, EvalError> {
-        eval::evaluate(&self.expr, doc)
+        eval::evaluate(&self.expr, doc, &AllMaps)
+    }
+
+    /// Like [`Filter::matches`], for a document whose shape `schema` describes: objects that
+    /// are structs reject fields they do not have ([`EvalError::NoSuchField`]), as go-bexpr
+    /// does, so a misspelt selector is an error instead of a silent non-match.
+    pub fn matches_in(
+        &self,
+        doc: &serde_json::Value,
+        schema: &dyn Schema,
+    ) -> Result<bool, EvalError> {
+        eval::evaluate(&self.expr, doc, schema)
+    }
+}
+
+/// The shape of the documents a filter runs on: which objects are maps (any key may be absent)
+/// rather than structs (a fixed set of fields).
+pub trait Schema: Sync {
+    /// Whether the object at `path` is a map. `path` holds struct field names from the root,
+    /// with `*` standing for an array element or a map value, e.g. `["Drivers", "*",
+    /// "Attributes"]`.
+    fn is_map(&self, path: &[String]) -> bool;
+}
+
+/// Every object is a map: missing keys never error (the default of [`Filter::matches`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllMaps;
+
+impl Schema for AllMaps {
+    fn is_map(&self, _path: &[String]) -> bool {
+        true
+    }
+}
+
+/// A schema given as the list of paths that are maps; every other object is a struct.
+#[derive(Debug, Clone, Copy)]
+pub struct MapPaths(pub &'static [&'static [&'static str]]);
+
+impl Schema for MapPaths {
+    fn is_map(&self, path: &[String]) -> bool {
+        self.0
+            .iter()
+            .any(|p| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
     }
 }
 

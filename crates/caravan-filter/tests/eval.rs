@@ -524,3 +524,60 @@ fn filters_are_reusable_across_documents_and_threads() {
     let results: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(results, vec![true, false]);
 }
+
+mod schema {
+    use caravan_filter::{EvalError, Filter, MapPaths};
+    use serde_json::json;
+
+    const NODE_MAPS: MapPaths = MapPaths(&[
+        &["Attributes"],
+        &["Meta"],
+        &["Drivers"],
+        &["Drivers", "*", "Attributes"],
+        &["Events", "*", "Details"],
+    ]);
+
+    fn node() -> serde_json::Value {
+        json!({
+            "Status": "ready",
+            "Attributes": {"os.name": "debian"},
+            "Meta": {},
+            "DrainStrategy": null,
+            "Drivers": {"raw_exec": {"Detected": true, "Attributes": {"driver.raw_exec": "1"}}},
+            "Events": [{"Message": "Node registered", "Details": null}],
+        })
+    }
+
+    fn eval(expr: &str) -> Result<bool, EvalError> {
+        Filter::parse(expr).unwrap().matches_in(&node(), &NODE_MAPS)
+    }
+
+    #[test]
+    fn unknown_struct_fields_are_errors() {
+        let err = eval(r#"status == "ready""#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error finding value in datum: /status at part 0: couldn't find struct field with name \"status\""
+        );
+        let err = eval(r#"Drivers.raw_exec.Detcted == true"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/Drivers/raw_exec/Detcted at part 2"),
+            "{err}"
+        );
+        let err = eval(r#"any Events as e { e.Mesage == "x" }"#).unwrap_err();
+        assert!(matches!(err, EvalError::NoSuchField { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_map_keys_and_nulls_are_not() {
+        assert!(!eval(r#"Meta.rack == "r1""#).unwrap());
+        assert!(eval(r#"Attributes["kernel.name"] is empty"#).unwrap());
+        assert!(!eval(r#"Drivers.docker.Detected == true"#).unwrap());
+        assert!(eval(r#"Drivers.raw_exec.Attributes["driver.raw_exec"] == "1""#).unwrap());
+        // Walking through a nil pointer is "missing", not an error.
+        assert!(!eval("DrainStrategy.Deadline == 5").unwrap());
+        assert!(eval(r#"any Events as e { e.Details.foo is empty }"#).unwrap());
+        assert!(eval(r#"Status == "ready""#).unwrap());
+    }
+}

@@ -33,6 +33,9 @@ pub const EVENT_INELIGIBLE: &str = "Node marked as ineligible for scheduling";
 
 pub const TRIGGER_NODE_UPDATE: &str = "node-update";
 
+/// Filters on nodes see a Node's maps as maps and everything else as structs.
+static NODE_SCHEMA: caravan_filter::MapPaths = caravan_filter::MapPaths(Node::MAP_PATHS);
+
 fn now() -> Time {
     Time::from_system_time(SystemTime::now())
 }
@@ -465,7 +468,7 @@ impl nodes_server::Nodes for NodesService {
     ) -> Result<Response<v1::ListNodesResponse>, Status> {
         let req = request.into_inner();
         let q = req.query.unwrap_or_default();
-        let pager = Pager::new(&q)?;
+        let pager = Pager::new(&q, &NODE_SCHEMA)?;
         let fields = NodeStubFields {
             resources: req.resources,
             os: req.os,

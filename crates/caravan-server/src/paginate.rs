@@ -4,7 +4,7 @@
 //! ordered index, so a walk over all pages always moves forward and ends, whatever is added or
 //! removed between pages.
 
-use caravan_filter::Filter;
+use caravan_filter::{Filter, Schema};
 use caravan_proto::v1::QueryOptions;
 
 use crate::error::ServerError;
@@ -12,6 +12,8 @@ use crate::error::ServerError;
 /// The parsed paging options of one query.
 pub struct Pager {
     filter: Option<Filter>,
+    /// Which objects of the documents are maps, so unknown struct fields are errors.
+    schema: &'static dyn Schema,
     per_page: usize,
     next_token: String,
     reverse: bool,
@@ -24,7 +26,7 @@ pub struct Page<T> {
 }
 
 impl Pager {
-    pub fn new(q: &QueryOptions) -> Result<Pager, ServerError> {
+    pub fn new(q: &QueryOptions, schema: &'static dyn Schema) -> Result<Pager, ServerError> {
         let filter = if q.filter.trim().is_empty() {
             None
         } else {
@@ -32,6 +34,7 @@ impl Pager {
         };
         Ok(Pager {
             filter,
+            schema,
             per_page: q.per_page as usize,
             next_token: q.next_token.clone(),
             reverse: q.reverse,
@@ -72,7 +75,7 @@ impl Pager {
             if let Some(filter) = &self.filter {
                 let doc: serde_json::Value = serde_json::from_str(json(&item))
                     .map_err(|e| ServerError::Internal(format!("stored document: {e}")))?;
-                if !filter.matches(&doc)? {
+                if !filter.matches_in(&doc, self.schema)? {
                     continue;
                 }
             }
@@ -95,14 +98,19 @@ impl Pager {
 mod tests {
     use super::*;
 
+    use caravan_filter::AllMaps;
+
     fn pager(per_page: u32, next: &str, filter: &str, reverse: bool) -> Pager {
-        Pager::new(&QueryOptions {
-            per_page,
-            next_token: next.to_owned(),
-            filter: filter.to_owned(),
-            reverse,
-            ..QueryOptions::default()
-        })
+        Pager::new(
+            &QueryOptions {
+                per_page,
+                next_token: next.to_owned(),
+                filter: filter.to_owned(),
+                reverse,
+                ..QueryOptions::default()
+            },
+            &AllMaps,
+        )
         .unwrap()
     }
 
@@ -156,10 +164,13 @@ mod tests {
 
     #[test]
     fn bad_filter_is_a_bad_request() {
-        let err = Pager::new(&QueryOptions {
-            filter: "ID ==".to_owned(),
-            ..QueryOptions::default()
-        })
+        let err = Pager::new(
+            &QueryOptions {
+                filter: "ID ==".to_owned(),
+                ..QueryOptions::default()
+            },
+            &AllMaps,
+        )
         .err()
         .unwrap();
         assert_eq!(err.code(), caravan_proto::ErrorCode::BadRequest);

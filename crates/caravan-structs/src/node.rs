@@ -529,6 +529,38 @@ pub struct NodeServerInfo {
 }
 
 impl Node {
+    /// The objects of a Node's JSON that are maps (every other object is a struct), for filter
+    /// expressions: a selector may name any key of a map but only the fields of a struct. `*`
+    /// stands for a map value or an array element. A test keeps this in step with the type.
+    pub const MAP_PATHS: &'static [&'static [&'static str]] = &[
+        &["Attributes"],
+        &["CSIControllerPlugins"],
+        &["CSINodePlugins"],
+        &[
+            "CSIControllerPlugins",
+            "*",
+            "NodeInfo",
+            "AccessibleTopology",
+            "Segments",
+        ],
+        &[
+            "CSINodePlugins",
+            "*",
+            "NodeInfo",
+            "AccessibleTopology",
+            "Segments",
+        ],
+        &["Drivers"],
+        &["Drivers", "*", "Attributes"],
+        &["Events", "*", "Details"],
+        &["HostNetworks"],
+        &["HostVolumes"],
+        &["LastDrain", "Meta"],
+        &["Links"],
+        &["Meta"],
+        &["NodeResources", "Devices", "*", "Attributes"],
+    ];
+
     /// True iff the node has a drain strategy (the legacy `Drain` key).
     pub fn drain(&self) -> bool {
         self.drain_strategy.is_some()
