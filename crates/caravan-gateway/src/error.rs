@@ -5,10 +5,12 @@ use axum::response::{IntoResponse, Response};
 use caravan_proto::{ErrorCode, error_code_of};
 use http::{StatusCode, header};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Blocking-query headers, for reads that fail (Nomad sets them on a 404 too).
+    pub meta: Option<caravan_proto::v1::QueryMeta>,
 }
 
 impl ApiError {
@@ -17,7 +19,13 @@ impl ApiError {
             status: StatusCode::from_u16(code.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             message: message.into(),
+            meta: None,
         }
+    }
+
+    pub fn with_meta(mut self, meta: Option<caravan_proto::v1::QueryMeta>) -> Self {
+        self.meta = meta;
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -52,11 +60,15 @@ impl From<tonic::Status> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             self.message,
         )
-            .into_response()
+            .into_response();
+        if let Some(meta) = &self.meta {
+            crate::response::set_meta_headers(resp.headers_mut(), meta);
+        }
+        resp
     }
 }

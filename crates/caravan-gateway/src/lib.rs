@@ -31,6 +31,7 @@ use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::SizeAbove;
 
 /// Request bodies larger than this are refused with 413 unless configured otherwise.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -116,17 +117,42 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     routes::router(state)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(CompressionLayer::new().gzip(true))
+        // Nomad gzips every response the client accepts gzip for, however small, and always
+        // answers with `Vary: Accept-Encoding`.
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .compress_when(SizeAbove::new(0)),
+        )
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// How long a stopping gateway lets in-flight requests finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// for at most [`SHUTDOWN_GRACE`] (a blocking query held open by a remote server must not hold
+/// the process for minutes).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("in-flight requests still running after the shutdown grace; closing");
+            Ok(())
+        }
+    }
 }

@@ -50,13 +50,15 @@ impl Query {
                 .entry(k.into_owned())
                 .or_insert_with(|| v.into_owned());
         }
-        let get = |k: &str| params.get(k).map(String::as_str);
+        // Like Go's `query.Get(k) != ""`: an empty value is the same as no value.
+        let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let mut q = Query {
             region: get("region").unwrap_or_default().to_owned(),
             token: token_from_headers(headers),
             ..Query::default()
         };
-        if let Some(v) = get("stale") {
+        if let Some(v) = params.get("stale").map(String::as_str) {
+            // A bare `?stale` means true.
             q.stale = v.is_empty()
                 || parse_go_bool(v).ok_or_else(|| {
                     ApiError::bad_request(
@@ -102,7 +104,7 @@ impl Query {
                 .parse()
                 .map_err(|_| ApiError::bad_request("Invalid index"))?;
         }
-        q.pretty = matches!(get("pretty"), Some(v) if v != "0");
+        q.pretty = matches!(params.get("pretty").map(String::as_str), Some(v) if v != "0");
         q.params = params;
         Ok(q)
     }
@@ -319,6 +321,13 @@ mod tests {
         );
         // Nomad's order: stale is checked before per_page.
         assert!(msg("per_page=x&stale=x").contains("stale"));
+    }
+
+    #[test]
+    fn empty_values_are_absent() {
+        let q = parse("index=&wait=&per_page=&prefix=&namespace=").unwrap();
+        assert_eq!((q.index, q.wait, q.per_page), (0, DEFAULT_WAIT, 0));
+        assert_eq!(q.namespace, "default");
     }
 
     #[test]

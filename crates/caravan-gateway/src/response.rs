@@ -81,6 +81,24 @@ fn prettify(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Writes the blocking-query headers of `meta`.
+pub fn set_meta_headers(headers: &mut http::HeaderMap, meta: &QueryMeta) {
+    headers.insert("x-nomad-index", HeaderValue::from(meta.index));
+    headers.insert(
+        "x-nomad-knownleader",
+        HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }),
+    );
+    headers.insert(
+        "x-nomad-lastcontact",
+        HeaderValue::from(meta.last_contact_ms),
+    );
+    if !meta.next_token.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&meta.next_token)
+    {
+        headers.insert("x-nomad-nexttoken", v);
+    }
+}
+
 impl IntoResponse for JsonResponse {
     fn into_response(self) -> Response {
         let body = if self.pretty {

@@ -78,6 +78,13 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        let store = self.store.clone();
+        // In-flight blocking reads answer at once, so the graceful stop does not wait out
+        // their waits.
+        let shutdown = async move {
+            shutdown.await;
+            store.release_waiters();
+        };
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_routes(self.routes())

@@ -398,7 +398,7 @@ impl nodes_server::Nodes for NodesService {
             .store()
             .write(move |txn| -> Result<u64, ServerError> {
                 let mut node = existing_node(txn, &req.node_id)?;
-                if !req.secret_id.is_empty() && node.secret_id != req.secret_id {
+                if node.secret_id != req.secret_id {
                     return Err(ServerError::PermissionDenied(
                         "node secret ID does not match".to_owned(),
                     ));

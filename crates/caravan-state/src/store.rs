@@ -36,6 +36,8 @@ type WriteJob = Box<dyn FnOnce(&mut Txn<'_>) -> (bool, Reply) + Send>;
 struct Shared {
     snapshot: watch::Receiver<Arc<Snapshot>>,
     watches: Arc<Watches>,
+    /// Set when the process shuts down: blocking queries answer at once.
+    closing: watch::Sender<bool>,
 }
 
 /// A handle to the state; cheap to clone.
@@ -74,6 +76,7 @@ impl Store {
             shared: Arc::new(Shared {
                 snapshot: snap_rx,
                 watches,
+                closing: watch::Sender::new(false),
             }),
             writer: writer_tx,
         })
@@ -131,21 +134,33 @@ impl Store {
         mut query: impl FnMut(&Snapshot) -> (R, u64),
     ) -> R {
         let deadline = Instant::now() + wait;
+        let mut closing = self.shared.closing.subscribe();
         loop {
             let mut rxs = self.shared.watches.subscribe(keys);
             let snap = self.snapshot();
             let (result, index) = query(&snap);
-            if min_index == 0 || index > min_index || Instant::now() >= deadline {
+            if min_index == 0
+                || index > min_index
+                || Instant::now() >= deadline
+                || *closing.borrow_and_update()
+            {
                 return result;
             }
             drop(result);
             tokio::select! {
                 _ = any_changed(&mut rxs) => {}
+                _ = closing.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     return query(&self.snapshot()).0;
                 }
             }
         }
+    }
+
+    /// Releases every blocking query (now and later) with its current result, so servers can
+    /// shut down without waiting out the waits.
+    pub fn release_waiters(&self) {
+        self.shared.closing.send_replace(true);
     }
 
     /// Receives every newly published snapshot (for background loops such as heartbeats).

@@ -50,7 +50,7 @@ pub(super) async fn read(
         .await?
         .into_inner();
     if resp.node_json.is_empty() {
-        return Err(ApiError::not_found("node not found"));
+        return Err(ApiError::not_found("node not found").with_meta(resp.meta));
     }
     Ok(JsonResponse::raw(resp.node_json)
         .meta(resp.meta)
