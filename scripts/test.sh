@@ -298,6 +298,15 @@ sum_of() { # <word> <lines>
   { grep -oE "[0-9]+ $1" <<<"$2" || true; } | awk '{ n += $1 } END { print n + 0 }'
 }
 
+# --workspace unless the arguments choose packages (cargo lets --workspace override -p).
+scope=(--workspace)
+for arg in "$@"; do
+  case $arg in
+    --) break ;;
+    -p | -p?* | --package | --package=*) scope=() ;;
+  esac
+done
+
 passed=0
 failed_tests=0
 counted=0
@@ -317,8 +326,8 @@ if cargo nextest --version >/dev/null 2>&1; then
     failed_tests=$((failed_tests + $(sum_of failed "$lines")))
   fi
 
-  section "[4/4] Tests: cargo nextest run --workspace --no-fail-fast $*"
-  if run_logged "$RUN_LOGS/nextest.log" cargo nextest run "${color[@]}" --workspace --no-fail-fast "$@"; then
+  section "[4/4] Tests: cargo nextest run ${scope[*]:+${scope[*]} }--no-fail-fast $*"
+  if run_logged "$RUN_LOGS/nextest.log" cargo nextest run "${color[@]}" "${scope[@]}" --no-fail-fast "$@"; then
     step_done "tests (nextest)" "ok"
   else
     step_done "tests (nextest)" "FAILED"
@@ -332,8 +341,8 @@ if cargo nextest --version >/dev/null 2>&1; then
     failed_tests=$((failed_tests + $(sum_of failed "$line") + $(sum_of 'timed out' "$line")))
   fi
 else
-  section "[4/4] Tests: cargo test --workspace --no-fail-fast $* (cargo-nextest not found)"
-  if run_logged "$RUN_LOGS/test.log" cargo test "${color[@]}" --workspace --no-fail-fast "$@"; then
+  section "[4/4] Tests: cargo test ${scope[*]:+${scope[*]} }--no-fail-fast $* (cargo-nextest not found)"
+  if run_logged "$RUN_LOGS/test.log" cargo test "${color[@]}" "${scope[@]}" --no-fail-fast "$@"; then
     step_done "tests (cargo test)" "ok"
   else
     step_done "tests (cargo test)" "FAILED"

@@ -9,7 +9,8 @@
 //!   [`postgres_admin_url`] panics and names the script to run.
 //! - **Free ports** ([`free_port`], [`free_addr`]) so parallel tests never fight over a port.
 //! - **Real processes.** [`caravan_bin`] finds the built `caravan` binary, [`Process`] runs it
-//!   with its output captured to a file ([`Process::logs`]) and kills it when dropped.
+//!   with its output captured to a file ([`Process::logs`]), signals it ([`Process::terminate`])
+//!   and kills it when dropped.
 //! - **Waiting without sleeps.** [`wait_for`] polls a condition against a deadline;
 //!   [`wait_for_http`] waits until an address answers HTTP.
 //!
@@ -343,6 +344,52 @@ impl Process {
         self.reaped = true;
     }
 
+    /// Sends a signal by name (`"TERM"`, `"INT"`, `"HUP"`, `"STOP"`, ...) through the shell's
+    /// `kill` builtin, so no `unsafe` and no procps package are needed.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        if self.reaped {
+            // The pid may belong to another process by now.
+            bail!("process {} has exited and was reaped", self.child.id());
+        }
+        let output = Command::new("sh")
+            .args(["-c", "kill -s \"$1\" \"$2\"", "sh", signal])
+            .arg(self.child.id().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .context("running sh -c kill")?;
+        if !output.status.success() {
+            bail!(
+                "kill -s {signal} {} failed: {}",
+                self.child.id(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM (a graceful stop request); see [`Process::wait_exit`].
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} (pid {}) still running after {timeout:?}",
+                    self.program.display(),
+                    self.child.id()
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
     /// The exit status if the process has exited, without blocking.
     pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
         let status = self
@@ -670,6 +717,33 @@ mod tests {
         let log_path = process.log_path().to_path_buf();
         drop(process);
         assert!(!log_path.exists());
+    }
+
+    #[tokio::test]
+    async fn process_stops_on_sigterm() {
+        let mut process = Process::spawn_program(
+            Path::new("/bin/sh"),
+            &[
+                "-c",
+                "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+            ],
+            &[],
+        )
+        .unwrap();
+        wait_for("the trap to be set", Duration::from_secs(10), || {
+            let ready = process.logs().contains("ready");
+            async move { Ok(ready) }
+        })
+        .await
+        .unwrap();
+        process.terminate().unwrap();
+        let status = process.wait_exit(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(status.code(), Some(3), "{}", process.logs());
+        assert!(process.logs().contains("got-term"));
+        assert!(
+            process.signal("TERM").is_err(),
+            "reaped: no signal to a reused pid"
+        );
     }
 
     #[test]
