@@ -30,6 +30,7 @@ use caravan_proto::v1::nodes_client::NodesClient;
 use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
+use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::SizeAbove;
 
@@ -102,6 +103,9 @@ pub fn server_channel(addrs: &[String]) -> Result<Channel, tonic::transport::Err
             Endpoint::from_shared(format!("http://{a}")).map(|e| {
                 e.connect_timeout(std::time::Duration::from_secs(5))
                     .tcp_nodelay(true)
+                    // Many blocking queries share this connection; see the server's windows.
+                    .initial_connection_window_size(16 * 1024 * 1024)
+                    .initial_stream_window_size(2 * 1024 * 1024)
                     .http2_keep_alive_interval(std::time::Duration::from_secs(30))
             })
         })
@@ -122,6 +126,8 @@ pub fn app(state: AppState) -> Router {
         .layer(
             CompressionLayer::new()
                 .gzip(true)
+                // JSON compresses well even at the fastest level, which costs far less CPU.
+                .quality(CompressionLevel::Fastest)
                 .compress_when(SizeAbove::new(0)),
         )
 }

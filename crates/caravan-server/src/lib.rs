@@ -33,6 +33,12 @@ pub use error::ServerError;
 /// Reported as `nomad.version`-compatible version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// HTTP/2 streams one gateway or agent connection may hold open at once.
+pub const MAX_CONCURRENT_STREAMS: u32 = 65_536;
+/// HTTP/2 flow-control windows (the defaults are 64 KiB).
+pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+pub const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+
 /// Largest gRPC message accepted (node documents with many attributes, big allocation lists).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -87,6 +93,11 @@ impl Server {
         };
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            // Every blocking query of every gateway is one stream: allow many, but a bounded
+            // number, and windows large enough that thousands of answers at once flow freely.
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .initial_stream_window_size(STREAM_WINDOW)
             .add_routes(self.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await

@@ -64,6 +64,7 @@ conformance!(
     blocking_returns_at_once_when_index_is_past,
     change_log_records_every_change,
     a_deposed_leader_cannot_commit,
+    one_row_written_many_times_in_a_batch,
 );
 
 fn node(id: u32) -> Node {
@@ -468,5 +469,59 @@ async fn postgres_allows_one_leader_at_a_time() -> anyhow::Result<()> {
     let store = reopen(&b).await?;
     assert_eq!(store.snapshot().index(), 0);
     let _ = Arc::new(());
+    Ok(())
+}
+
+async fn one_row_written_many_times_in_a_batch(b: &Backend) -> anyhow::Result<()> {
+    let store = Store::open(&b.url()).await?;
+    put_node(&store, node(1)).await?;
+    // Concurrent writers to one row land in the same batches.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut n = node(1);
+                n.status_description = format!("write {i}");
+                put_node(&store, n).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    // One write that puts a row twice, and one that creates and deletes another.
+    store
+        .write(|txn| -> Result<(), StateError> {
+            let mut n = node(2);
+            txn.put(n.clone())?;
+            n.status = "down".to_owned();
+            txn.put(n)?;
+            txn.put(node(3))?;
+            txn.delete::<Node>(&node(3).id);
+            Ok(())
+        })
+        .await?;
+    let before = store.snapshot();
+    drop(store);
+    let store = reopen(b).await?;
+    let after = store.snapshot();
+    assert_eq!(after.index(), before.index());
+    assert_eq!(after.nodes().len(), 2);
+    for id in [node(1).id, node(2).id] {
+        assert_eq!(
+            after.nodes().get(&id).map(|r| r.json.clone()),
+            before.nodes().get(&id).map(|r| r.json.clone()),
+            "{id} as the last write left it"
+        );
+    }
+    assert_eq!(
+        after
+            .nodes()
+            .get(&node(2).id)
+            .map(|r| r.value.status.clone())
+            .as_deref(),
+        Some("down")
+    );
+    assert!(after.nodes().get(&node(3).id).is_none());
     Ok(())
 }

@@ -73,9 +73,24 @@ fn bind_ip(common: &Common, file: &FileConfig, default: &str) -> anyhow::Result<
         .with_context(|| format!("invalid -bind {raw:?}: want an IP address"))
 }
 
+/// Pending connections the kernel may queue per listener: bursts of clients (thousands of
+/// blocking queries opening at once) must not be dropped at the door. tokio's default is 128.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen_socket(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 async fn listen(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::new(ip, port))
-        .await
+    listen_socket(SocketAddr::new(ip, port))
         .with_context(|| format!("cannot listen for {what} on {ip}:{port}"))
 }
 

@@ -98,8 +98,58 @@ fn table_by_name(name: &str) -> Option<TableId> {
     TableId::ALL.into_iter().find(|t| t.name() == name)
 }
 
-/// `INSERT ... ON CONFLICT (key) DO UPDATE` for a table; `$n` placeholders work in both dialects
-/// (SQLite numbers named parameters in order of appearance).
+/// The last mutation of each row in a batch: what the table must hold after it (the change log
+/// keeps every step).
+fn final_rows(muts: &[Mutation]) -> std::collections::BTreeMap<(TableId, &str), &Mutation> {
+    let mut last = std::collections::BTreeMap::new();
+    for m in muts {
+        last.insert((m.table, m.key.as_str()), m);
+    }
+    last
+}
+
+/// A multi-row upsert for PostgreSQL: one statement per table per batch, the rows passed as
+/// arrays (`$1` keys, `$2` documents, `$3`/`$4` indexes, then one array per column).
+fn upsert_many_sql(table: TableId) -> String {
+    let cols = table.columns();
+    let mut names = vec!["key", "doc", "create_index", "modify_index"];
+    names.extend_from_slice(cols);
+    let arrays: Vec<String> = (1..=names.len())
+        .map(|i| match i {
+            3 | 4 => format!("${i}::int8[]"),
+            _ => format!("${i}::text[]"),
+        })
+        .collect();
+    let aliases: Vec<String> = (1..=names.len()).map(|i| format!("c{i}")).collect();
+    let selected: Vec<String> = aliases
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i == 1 {
+                format!("{a}::jsonb")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let updates: Vec<String> = names[1..]
+        .iter()
+        .map(|n| format!("{n} = excluded.{n}"))
+        .collect();
+    format!(
+        "INSERT INTO {t} ({names}) SELECT {sel} FROM UNNEST({arrays}) AS u({aliases}) \
+         ON CONFLICT (key) DO UPDATE SET {upd}",
+        t = table.name(),
+        names = names.join(", "),
+        sel = selected.join(", "),
+        arrays = arrays.join(", "),
+        aliases = aliases.join(", "),
+        upd = updates.join(", "),
+    )
+}
+
+/// `INSERT ... ON CONFLICT (key) DO UPDATE` of one row (SQLite, where a statement costs no
+/// round trip); SQLite numbers `$n` parameters in order of appearance.
 fn upsert_sql(table: TableId, doc_cast: &str) -> String {
     let cols = table.columns();
     let mut names = vec!["key", "doc", "create_index", "modify_index"];

@@ -6,10 +6,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 use std::str::FromStr;
 
-use super::{Commit, Loaded, table_by_name, to_i64, to_u64, upsert_sql};
+use super::{Commit, Loaded, final_rows, table_by_name, to_i64, to_u64, upsert_many_sql};
 use crate::error::StateError;
 use crate::table::TableId;
-use crate::txn::Op;
+use crate::txn::{Mutation, Op};
 
 /// Advisory lock key of the leadership ("caravan" in ASCII).
 const LEADER_LOCK: i64 = 0x0063_6172_6176_616e;
@@ -108,54 +108,101 @@ impl Pg {
         if fenced.rows_affected() != 1 {
             return Err(StateError::Fenced);
         }
-        for m in c.muts {
-            match &m.op {
-                Op::Put {
-                    json,
-                    create_index,
-                    modify_index,
-                    columns,
-                } => {
-                    let sql = upsert_sql(m.table, "::jsonb");
-                    let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
-                        .bind(&m.key)
-                        .bind(&**json)
-                        .bind(to_i64(*create_index))
-                        .bind(to_i64(*modify_index));
-                    for col in columns {
-                        q = q.bind(col);
-                    }
-                    q.execute(&mut *tx).await?;
+        // The rows as they stand after the batch: one upsert and one delete per table.
+        let rows = final_rows(c.muts);
+        for table in TableId::ALL {
+            let mut puts: Vec<&Mutation> = Vec::new();
+            let mut deletes: Vec<String> = Vec::new();
+            for ((t, key), m) in &rows {
+                if *t != table {
+                    continue;
                 }
-                Op::Delete => {
-                    let sql = format!("DELETE FROM {} WHERE key = $1", m.table.name());
-                    sqlx::query(AssertSqlSafe(sql.as_str()))
-                        .bind(&m.key)
-                        .execute(&mut *tx)
-                        .await?;
+                match m.op {
+                    Op::Put { .. } => puts.push(m),
+                    Op::Delete => deletes.push((*key).to_owned()),
                 }
             }
-            sqlx::query(
-                "INSERT INTO changelog (idx, tbl, key, op) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (idx, tbl, key) DO UPDATE SET op = excluded.op",
-            )
-            .bind(to_i64(m.index))
-            .bind(m.table.name())
-            .bind(&m.key)
-            .bind(op_name(&m.op))
-            .execute(&mut *tx)
-            .await?;
+            if !puts.is_empty() {
+                let ncols = table.columns().len();
+                let mut keys = Vec::with_capacity(puts.len());
+                let mut docs = Vec::with_capacity(puts.len());
+                let mut creates = Vec::with_capacity(puts.len());
+                let mut modifies = Vec::with_capacity(puts.len());
+                let mut cols: Vec<Vec<String>> = vec![Vec::with_capacity(puts.len()); ncols];
+                for m in puts {
+                    if let Op::Put {
+                        json,
+                        create_index,
+                        modify_index,
+                        columns,
+                    } = &m.op
+                    {
+                        keys.push(m.key.clone());
+                        docs.push(json.to_string());
+                        creates.push(to_i64(*create_index));
+                        modifies.push(to_i64(*modify_index));
+                        for (i, col) in cols.iter_mut().enumerate() {
+                            col.push(columns.get(i).cloned().unwrap_or_default());
+                        }
+                    }
+                }
+                let sql = upsert_many_sql(table);
+                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(keys)
+                    .bind(docs)
+                    .bind(creates)
+                    .bind(modifies);
+                for col in cols {
+                    q = q.bind(col);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            if !deletes.is_empty() {
+                let sql = format!("DELETE FROM {} WHERE key = ANY($1)", table.name());
+                sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(deletes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        for (table, idx) in c.table_indexes {
-            sqlx::query(
-                "INSERT INTO table_indexes (tbl, idx) VALUES ($1, $2) \
-                 ON CONFLICT (tbl) DO UPDATE SET idx = excluded.idx",
-            )
-            .bind(table.name())
-            .bind(to_i64(*idx))
-            .execute(&mut *tx)
-            .await?;
+        // Every step goes to the change log (a write that touched a row twice logs it once).
+        let mut logged = std::collections::BTreeMap::new();
+        for m in c.muts {
+            logged.insert((m.index, m.table.name(), m.key.as_str()), op_name(&m.op));
         }
+        let mut idxs = Vec::with_capacity(logged.len());
+        let mut tbls = Vec::with_capacity(logged.len());
+        let mut keys = Vec::with_capacity(logged.len());
+        let mut ops = Vec::with_capacity(logged.len());
+        for ((idx, tbl, key), op) in logged {
+            idxs.push(to_i64(idx));
+            tbls.push(tbl);
+            keys.push(key);
+            ops.push(op);
+        }
+        sqlx::query(
+            "INSERT INTO changelog (idx, tbl, key, op) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[])",
+        )
+        .bind(idxs)
+        .bind(tbls)
+        .bind(keys)
+        .bind(ops)
+        .execute(&mut *tx)
+        .await?;
+        let (tbls, idxs): (Vec<&str>, Vec<i64>) = c
+            .table_indexes
+            .iter()
+            .map(|(t, i)| (t.name(), to_i64(*i)))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO table_indexes (tbl, idx) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
+             ON CONFLICT (tbl) DO UPDATE SET idx = excluded.idx",
+        )
+        .bind(tbls)
+        .bind(idxs)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
