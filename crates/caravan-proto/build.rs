@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Documents are shared, not copied, between the cache, the stream and the gateway.
+        .bytes(".")
         .compile_fds(fds)?;
     Ok(())
 }

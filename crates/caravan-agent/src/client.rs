@@ -144,7 +144,7 @@ async fn register(
         };
         let registered = client
             .register(RegisterNodeRequest {
-                node_json,
+                node_json: node_json.into(),
                 write: None,
             })
             .await;

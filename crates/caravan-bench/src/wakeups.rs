@@ -321,7 +321,7 @@ async fn register_nodes(rpc: SocketAddr, count: usize) -> anyhow::Result<()> {
         )?;
         client
             .register(v1::RegisterNodeRequest {
-                node_json: node_doc::node_json(&node)?,
+                node_json: node_doc::node_json(&node)?.into(),
                 ..Default::default()
             })
             .await

@@ -525,6 +525,7 @@ fn filters_are_reusable_across_documents_and_threads() {
     assert_eq!(results, vec![true, false]);
 }
 
+#[allow(clippy::unwrap_used)]
 mod schema {
     use caravan_filter::{EvalError, Filter, MapPaths};
     use serde_json::json;

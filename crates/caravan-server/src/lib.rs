@@ -8,9 +8,11 @@
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
+//! - [`cache`]: rendered results shared by the blocking queries a change wakes together.
 //! - [`error`]: typed errors and their ErrorCode.
 //! - [`config`]: server configuration.
 
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod heartbeat;

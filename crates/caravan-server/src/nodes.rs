@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use caravan_proto::v1::{self, nodes_server};
 use caravan_state::{Store, TableId, Txn, WatchKey};
 use caravan_structs::node::{
@@ -17,6 +18,8 @@ use caravan_structs::{
     DrainMetadata, DrainSpec, DrainStrategy, Evaluation, Node, NodeEvent, NodeStubFields, Time,
 };
 use tonic::{Request, Response, Status};
+
+use crate::cache::ResultCache;
 
 use crate::Server;
 use crate::error::ServerError;
@@ -229,14 +232,32 @@ fn row_json<'a>(row: &'a &NodeRow) -> &'a str {
     &row.json
 }
 
+/// What identifies a rendered node list: the table version and every option that shapes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ListKey {
+    table_index: u64,
+    prefix: String,
+    filter: String,
+    per_page: u32,
+    next_token: String,
+    reverse: bool,
+    fields: (bool, bool),
+}
+
+type RenderedPage = Arc<(Vec<Bytes>, String)>;
+
 #[derive(Clone)]
 pub struct NodesService {
     server: Arc<Server>,
+    lists: Arc<ResultCache<ListKey, RenderedPage>>,
 }
 
 impl NodesService {
     pub fn new(server: Arc<Server>) -> Self {
-        NodesService { server }
+        NodesService {
+            server,
+            lists: Arc::new(ResultCache::new(32)),
+        }
     }
 
     fn store(&self) -> &Store {
@@ -457,7 +478,7 @@ impl nodes_server::Nodes for NodesService {
             })
             .await;
         Ok(Response::new(v1::GetNodeResponse {
-            node_json: json.map(String::into_bytes).unwrap_or_default(),
+            node_json: json.map(Bytes::from).unwrap_or_default(),
             meta: Some(query_meta(index, String::new())),
         }))
     }
@@ -474,28 +495,41 @@ impl nodes_server::Nodes for NodesService {
             os: req.os,
         };
         let keys = [WatchKey::Table(TableId::Nodes)];
-        let result = self
+        let lists = self.lists.clone();
+        let (page, index) = self
             .store()
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 let table = snap.nodes();
-                let rows: Vec<&NodeRow> = table.prefixed(&q.prefix).collect();
-                let render = |row: &&NodeRow| {
-                    serde_json::to_vec(&row.value.stub(fields))
-                        .map_err(|e| ServerError::Internal(format!("encoding node stub: {e}")))
+                let key = ListKey {
+                    table_index: table.index(),
+                    prefix: q.prefix.clone(),
+                    filter: q.filter.clone(),
+                    per_page: q.per_page,
+                    next_token: q.next_token.clone(),
+                    reverse: q.reverse,
+                    fields: (fields.resources, fields.os),
                 };
-                let page = if pager.reverse() {
-                    pager.page(rows.iter().rev().copied(), row_token, row_json, render)
-                } else {
-                    pager.page(rows.iter().copied(), row_token, row_json, render)
-                };
+                let page = lists.get_or_try(key, || {
+                    let rows: Vec<&NodeRow> = table.prefixed(&q.prefix).collect();
+                    let render = |row: &&NodeRow| {
+                        serde_json::to_vec(&row.value.stub(fields))
+                            .map(Bytes::from)
+                            .map_err(|e| ServerError::Internal(format!("encoding node stub: {e}")))
+                    };
+                    let page = if pager.reverse() {
+                        pager.page(rows.iter().rev().copied(), row_token, row_json, render)
+                    } else {
+                        pager.page(rows.iter().copied(), row_token, row_json, render)
+                    }?;
+                    Ok::<_, ServerError>(Arc::new((page.items, page.next_token)))
+                });
                 ((page, table.index()), table.index())
             })
             .await;
-        let (page, index) = result;
         let page = page?;
         Ok(Response::new(v1::ListNodesResponse {
-            stubs_json: page.items,
-            meta: Some(query_meta(index, page.next_token)),
+            stubs_json: page.0.clone(),
+            meta: Some(query_meta(index, page.1.clone())),
         }))
     }
 
@@ -515,7 +549,7 @@ impl nodes_server::Nodes for NodesService {
                 for (_, row) in snap.allocs().iter() {
                     if row.value.node_id == req.node_id {
                         max_index = max_index.max(row.value.modify_index);
-                        out.push(row.api_json().as_bytes().to_vec());
+                        out.push(Bytes::copy_from_slice(row.api_json().as_bytes()));
                     }
                 }
                 let index = if max_index > 0 {

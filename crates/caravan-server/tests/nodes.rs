@@ -67,7 +67,7 @@ impl Harness {
     async fn register(&self, n: u32) -> v1::NodeUpdateResponse {
         self.nodes
             .register(Request::new(v1::RegisterNodeRequest {
-                node_json: serde_json::to_vec(&node_json(n)).unwrap(),
+                node_json: serde_json::to_vec(&node_json(n)).unwrap().into(),
                 write: None,
             }))
             .await
@@ -243,7 +243,7 @@ async fn registration_rejects_bad_nodes() {
         let err = h
             .nodes
             .register(Request::new(v1::RegisterNodeRequest {
-                node_json: serde_json::to_vec(&body).unwrap(),
+                node_json: serde_json::to_vec(&body).unwrap().into(),
                 write: None,
             }))
             .await
@@ -267,7 +267,7 @@ async fn a_wrong_secret_cannot_take_over_a_node() {
     let err = h
         .nodes
         .register(Request::new(v1::RegisterNodeRequest {
-            node_json: serde_json::to_vec(&body).unwrap(),
+            node_json: serde_json::to_vec(&body).unwrap().into(),
             write: None,
         }))
         .await
