@@ -14,7 +14,8 @@
 #   4. tests: cargo nextest run (cargo test when nextest is missing), then the doc tests
 #      (nextest does not run those; only in a full run, without extra arguments)
 #
-# Tests get CARAVAN_TEST_DATABASE_URL (superuser `caravan`, trust auth; each test creates its
+# Tests get CARAVAN_TEST_PYTHON (a python with python-nomad, for tests/compat) and
+# CARAVAN_TEST_DATABASE_URL (superuser `caravan`, trust auth; each test creates its
 # own database, see caravan-test-utils) and CARAVAN_TEST_PG_BIN (the PostgreSQL bin dir, for
 # pgbench and friends).
 #
@@ -224,6 +225,27 @@ EOF
 # Run
 # ------------------------------------------------------------------------------------------------
 
+# python-nomad, an unmodified Nomad client library, drives the API in tests/compat. It lives in a
+# virtualenv under target/ (kept between runs); python3 and venv come from apt when missing.
+PYTHON_NOMAD_VERSION=2.1.0
+provision_python_nomad() {
+  local venv="$PWD/target/compat-venv"
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "python3 with venv not found: installing the Debian packages"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv \
+      || die "could not install python3 and python3-venv"
+  fi
+  if ! "$venv/bin/python" -c "import nomad" >/dev/null 2>&1; then
+    rm -rf -- "$venv"
+    python3 -m venv "$venv" || die "could not create a virtualenv in $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "python-nomad==$PYTHON_NOMAD_VERSION" \
+      || die "could not install python-nomad from PyPI"
+  fi
+  export CARAVAN_TEST_PYTHON="$venv/bin/python"
+  echo "python-nomad $PYTHON_NOMAD_VERSION: $CARAVAN_TEST_PYTHON"
+}
+
 RUN_LOGS=""
 cleanup() {
   stop_postgres
@@ -276,6 +298,10 @@ fi
 section "[2/4] PostgreSQL: throwaway cluster"
 start_postgres
 step_done "postgres" "ok"
+
+section "[2/4] Client compatibility: python-nomad in a virtualenv"
+provision_python_nomad
+step_done "python-nomad" "ok"
 
 section "[3/4] Build: cargo build --workspace --all-targets"
 cargo build --workspace --all-targets || die "build failed"

@@ -1,0 +1,50 @@
+//! An unmodified Nomad client library against Caravan: python-nomad drives the Nodes API
+//! (tests/compat/python_nomad_nodes.py) on the embedded store and on PostgreSQL.
+//! `scripts/test.sh` provisions the library and sets `CARAVAN_TEST_PYTHON`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use caravan_tests::{DevCluster, PgCluster};
+
+fn python() -> String {
+    std::env::var("CARAVAN_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("CARAVAN_TEST_PYTHON is not set: run the tests through ./scripts/test.sh, which installs python-nomad")
+    })
+}
+
+async fn run_script(http_addr: &str, logs: impl Fn() -> String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat/python_nomad_nodes.py");
+    let (host, port) = http_addr.rsplit_once(':').unwrap();
+    let out = tokio::process::Command::new(python())
+        .arg(&script)
+        .args([host, port])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python-nomad failed:\n{}\n{}\ncaravan logs:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+}
+
+#[tokio::test]
+async fn python_nomad_drives_the_nodes_api_on_sqlite() {
+    let c = DevCluster::start().await.unwrap();
+    run_script(&c.http_addr, || c.process.logs()).await;
+}
+
+#[tokio::test]
+async fn python_nomad_drives_the_nodes_api_on_postgres() {
+    let c = PgCluster::start().await.unwrap();
+    run_script(&c.http_addr, || {
+        format!("{}\n{}", c.server.logs(), c.gateway.logs())
+    })
+    .await;
+}
