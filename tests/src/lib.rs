@@ -301,31 +301,6 @@ impl Cluster for PgCluster {
     }
 }
 
-/// Sends SIGTERM to a process this test started (by its pid).
-pub fn terminate(process: &Process) -> anyhow::Result<()> {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &process.pid().to_string()])
-        .status()
-        .context("running kill")?;
-    if !status.success() {
-        bail!("kill -TERM {} failed: {status}", process.pid());
-    }
-    Ok(())
-}
-
-/// Waits until `process` has exited; fails after `timeout`.
-pub async fn wait_exit(process: &mut Process, timeout: Duration) -> anyhow::Result<()> {
-    let mut exited = false;
-    wait_for("the process to exit", timeout, || {
-        if !exited {
-            exited = matches!(process.try_wait(), Ok(Some(_)));
-        }
-        let done = exited;
-        async move { Ok(done) }
-    })
-    .await
-}
-
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
@@ -412,7 +387,7 @@ impl Grpc {
         let resp = self
             .nodes
             .register(RegisterNodeRequest {
-                node_json: serde_json::to_vec(node)?,
+                node_json: serde_json::to_vec(node)?.into(),
                 write: None,
             })
             .await

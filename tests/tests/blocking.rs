@@ -213,7 +213,6 @@ async fn blocking_read_wakes_when_the_node_is_purged() {
 /// `X-Nomad-Index` (Nomad sets the query meta before the 404), so a client can block on the
 /// node appearing.
 #[tokio::test]
-#[ignore = "bug: GET /v1/node/:id of a missing node answers 404 without X-Nomad-Index/KnownLeader/LastContact"]
 async fn not_found_read_carries_the_index_headers() {
     let c = DevCluster::start().await.unwrap();
     let (_, list) = c.client.nodes().list(&QueryOptions::new()).await.unwrap();
@@ -384,4 +383,36 @@ async fn gateways_are_stateless_a_write_through_one_wakes_a_read_through_another
         .unwrap();
     assert_eq!(meta.last_index, write.index);
     assert!(node.drain);
+}
+
+#[tokio::test]
+async fn blocking_read_of_a_missing_node_wakes_when_it_registers() {
+    let c = DevCluster::start().await.unwrap();
+    let node = FakeNode {
+        id: uuid_with_prefix(""),
+        secret_id: uuid_with_prefix(""),
+        name: "newcomer".into(),
+    };
+    let path = format!("/v1/node/{}", node.id);
+    let resp = c.client.get(&path, &QueryOptions::new()).await.unwrap();
+    assert_eq!(resp.status, 404);
+    let index = resp.query_meta().last_index;
+    assert!(index > 0, "{:?}", resp.headers);
+    let q = QueryOptions::new()
+        .index(index)
+        .wait(Duration::from_secs(30));
+    let client = c.client.clone();
+    let mut blocked = tokio::spawn(async move { client.get(&path, &q).await });
+    assert!(tokio::time::timeout(STILL_BLOCKED, &mut blocked).await.is_err());
+    let mut grpc = Grpc::connect(&c.rpc_addr).await.unwrap();
+    grpc.register(&fake_node_json(&node, &[])).await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), blocked)
+        .await
+        .expect("the read of the missing node did not wake when it registered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let doc: serde_json::Value = resp.json().unwrap();
+    assert_eq!(doc["Name"], "newcomer");
+    assert!(resp.query_meta().last_index > index);
 }

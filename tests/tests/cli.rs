@@ -35,18 +35,11 @@ async fn double_dash_flags_with_equals_work() {
 /// Runs `caravan <args>` to its exit; returns whether it succeeded and its output.
 async fn run_to_exit(args: &[&str]) -> (bool, String) {
     let mut p = Process::spawn(args, &[("NO_COLOR", "1")]).unwrap();
-    let mut status = None;
-    wait_for("caravan to exit", WAIT, || {
-        let done = p.try_wait().unwrap();
-        if done.is_some() {
-            status = done;
-        }
-        let exited = status.is_some();
-        async move { Ok(exited) }
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", p.logs()));
-    (status.unwrap().success(), p.logs())
+    let status = p
+        .wait_exit(WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", p.logs()));
+    (status.success(), p.logs())
 }
 
 #[tokio::test]

@@ -93,7 +93,6 @@ async fn responses_are_gzipped_when_asked() {
 /// Nomad's gorilla CompressHandler compresses every response when asked (NOMAD-BEHAVIOR 8.7,
 /// seeds/002 "Compressed Responses"); small bodies are no exception.
 #[tokio::test]
-#[ignore = "bug: small responses (/v1/regions, /v1/status/leader) are sent uncompressed and without Vary despite Accept-Encoding: gzip"]
 async fn small_responses_are_gzipped_too() {
     let c = DevCluster::start().await.unwrap();
     for path in ["/v1/regions", "/v1/status/leader"] {

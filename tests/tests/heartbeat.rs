@@ -183,7 +183,6 @@ async fn a_node_secret_is_required_to_re_register_or_heartbeat() {
 /// Only client agents call UpdateStatus, and they always send their secret; an empty secret
 /// must not skip the check that a wrong one gets.
 #[tokio::test]
-#[ignore = "bug: Nodes.UpdateStatus with an empty secret_id is accepted for any node (caravan-server nodes.rs skips the secret check when it is empty)"]
 async fn a_heartbeat_without_the_secret_is_refused() {
     let c = DevCluster::start().await.unwrap();
     let mut grpc = Grpc::connect(&c.rpc_addr).await.unwrap();

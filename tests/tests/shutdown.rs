@@ -12,8 +12,8 @@ const STOP: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn sigterm_stops_an_idle_dev_agent_promptly() {
     let mut c = DevCluster::start().await.unwrap();
-    terminate(&c.process).unwrap();
-    wait_exit(&mut c.process, STOP).await.unwrap();
+    c.process.terminate().unwrap();
+    c.process.wait_exit(STOP).await.unwrap();
 }
 
 /// Opens a blocking query with a long wait and checks it is pending.
@@ -35,37 +35,34 @@ async fn open_blocking_query(client: &Client) -> tokio::task::JoinHandle<()> {
 }
 
 #[tokio::test]
-#[ignore = "bug: SIGTERM waits for in-flight blocking queries (up to their wait, 5 min by default) before the process exits; meanwhile the node misses heartbeats and is marked down"]
 async fn sigterm_stops_a_dev_agent_with_a_blocking_query_in_flight() {
     let mut c = DevCluster::start().await.unwrap();
     let _pending = open_blocking_query(&c.client).await;
-    terminate(&c.process).unwrap();
-    wait_exit(&mut c.process, STOP).await.unwrap();
+    c.process.terminate().unwrap();
+    c.process.wait_exit(STOP).await.unwrap();
 }
 
 #[tokio::test]
-#[ignore = "bug: SIGTERM of `caravan gateway` waits for in-flight blocking queries (up to their wait) before it exits"]
 async fn sigterm_stops_a_gateway_with_a_blocking_query_in_flight() {
     let mut c = PgCluster::start().await.unwrap();
     let _pending = open_blocking_query(&c.client).await;
-    terminate(&c.gateway).unwrap();
-    wait_exit(&mut c.gateway, STOP).await.unwrap();
+    c.gateway.terminate().unwrap();
+    c.gateway.wait_exit(STOP).await.unwrap();
 }
 
 #[tokio::test]
-#[ignore = "bug: SIGTERM of `caravan server` waits for in-flight blocking gRPC reads (up to their wait) before it exits"]
 async fn sigterm_stops_a_server_with_a_blocking_query_in_flight() {
     let mut c = PgCluster::start().await.unwrap();
     let _pending = open_blocking_query(&c.client).await;
-    terminate(&c.server).unwrap();
-    wait_exit(&mut c.server, STOP).await.unwrap();
+    c.server.terminate().unwrap();
+    c.server.wait_exit(STOP).await.unwrap();
 }
 
 #[tokio::test]
 async fn sigterm_stops_idle_server_gateway_and_agent_promptly() {
     let mut c = PgCluster::start().await.unwrap();
     for p in [&mut c.agent, &mut c.gateway, &mut c.server] {
-        terminate(p).unwrap();
-        wait_exit(p, STOP).await.unwrap();
+        p.terminate().unwrap();
+        p.wait_exit(STOP).await.unwrap();
     }
 }
