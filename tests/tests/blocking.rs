@@ -403,7 +403,11 @@ async fn blocking_read_of_a_missing_node_wakes_when_it_registers() {
         .wait(Duration::from_secs(30));
     let client = c.client.clone();
     let mut blocked = tokio::spawn(async move { client.get(&path, &q).await });
-    assert!(tokio::time::timeout(STILL_BLOCKED, &mut blocked).await.is_err());
+    assert!(
+        tokio::time::timeout(STILL_BLOCKED, &mut blocked)
+            .await
+            .is_err()
+    );
     let mut grpc = Grpc::connect(&c.rpc_addr).await.unwrap();
     grpc.register(&fake_node_json(&node, &[])).await.unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(10), blocked)
