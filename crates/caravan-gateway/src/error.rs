@@ -44,12 +44,17 @@ impl ApiError {
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let code = error_code_of(&status);
-        let message = match code {
-            // Transport failures say little to a user; name the part that is unreachable.
-            ErrorCode::Unavailable if status.message().is_empty() => {
-                "server unavailable".to_owned()
-            }
-            _ => status.message().to_owned(),
+        // A status without our metadata did not come from a Caravan service: the transport
+        // failed, so say which part could not be reached.
+        let from_service = status
+            .metadata()
+            .contains_key(caravan_proto::status::ERROR_CODE_KEY);
+        let message = if from_service {
+            status.message().to_owned()
+        } else if status.message().is_empty() {
+            "server unavailable".to_owned()
+        } else {
+            format!("server unavailable: {}", status.message())
         };
         if code == ErrorCode::Internal {
             tracing::warn!(grpc_code = ?status.code(), message = %status.message(), "server call failed");

@@ -12,6 +12,17 @@ use crate::error::ApiError;
 use crate::query::{Query, validate_uuid, validate_uuid_prefix};
 use crate::response::JsonResponse;
 
+/// A node ID from the path, lower-cased: UUIDs match whatever their case, as in Nomad.
+#[derive(Debug, serde::Deserialize)]
+#[serde(from = "String")]
+pub(super) struct NodeId(String);
+
+impl From<String> for NodeId {
+    fn from(id: String) -> Self {
+        NodeId(id.to_ascii_lowercase())
+    }
+}
+
 pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {
     let fields = |name| {
         q.bool_param(name, false)
@@ -20,10 +31,12 @@ pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Resp
     let resources = fields("resources")?;
     let os = fields("os")?;
     validate_uuid_prefix(&q.prefix, "node")?;
+    let mut query = q.to_proto();
+    query.prefix = query.prefix.to_ascii_lowercase();
     let resp = state
         .nodes()
         .list_nodes(v1::ListNodesRequest {
-            query: Some(q.to_proto()),
+            query: Some(query),
             resources,
             os,
         })
@@ -37,7 +50,7 @@ pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Resp
 
 pub(super) async fn read(
     State(state): State<AppState>,
-    Path(node_id): Path<String>,
+    Path(NodeId(node_id)): Path<NodeId>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -60,7 +73,7 @@ pub(super) async fn read(
 
 pub(super) async fn allocations(
     State(state): State<AppState>,
-    Path(node_id): Path<String>,
+    Path(NodeId(node_id)): Path<NodeId>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -177,7 +190,7 @@ fn drain_update_response(
 
 pub(super) async fn evaluate(
     State(state): State<AppState>,
-    Path(node_id): Path<String>,
+    Path(NodeId(node_id)): Path<NodeId>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -194,7 +207,7 @@ pub(super) async fn evaluate(
 
 pub(super) async fn purge(
     State(state): State<AppState>,
-    Path(node_id): Path<String>,
+    Path(NodeId(node_id)): Path<NodeId>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -216,7 +229,7 @@ pub(super) async fn purge(
 
 pub(super) async fn drain(
     State(state): State<AppState>,
-    Path(node_id): Path<String>,
+    Path(NodeId(node_id)): Path<NodeId>,
     q: Query,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
@@ -257,13 +270,13 @@ pub(super) async fn drain(
 
 pub(super) async fn eligibility(
     State(state): State<AppState>,
-    Path(path_id): Path<String>,
+    Path(NodeId(path_id)): Path<NodeId>,
     q: Query,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     // A non-empty NodeID in the body wins over the path, as in Nomad.
     let node_id = match body.string("NodeID")? {
-        Some(id) if !id.is_empty() => id,
+        Some(id) if !id.is_empty() => id.to_ascii_lowercase(),
         _ => path_id,
     };
     validate_uuid(&node_id, "node")?;
