@@ -255,9 +255,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+LOCKED=()
 if [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; then
   export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0} # a clean clone: incremental data is waste
   export NEXTEST_PROFILE=${NEXTEST_PROFILE:-ci}
+  LOCKED=(--locked) # CI builds exactly the committed Cargo.lock
 fi
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install the Rust toolchain (rustup)"
@@ -288,7 +290,7 @@ else
 
   section "[1/4] Lint: cargo clippy -D warnings"
   if have_cargo_tool clippy clippy; then
-    cargo clippy --workspace --all-targets -- -D warnings || die "clippy found problems"
+    cargo clippy "${LOCKED[@]}" --workspace --all-targets -- -D warnings || die "clippy found problems"
     step_done "clippy" "ok"
   else
     step_done "clippy" "absent"
@@ -304,7 +306,7 @@ provision_python_nomad
 step_done "python-nomad" "ok"
 
 section "[3/4] Build: cargo build --workspace --all-targets"
-cargo build --workspace --all-targets || die "build failed"
+cargo build "${LOCKED[@]}" --workspace --all-targets || die "build failed"
 step_done "build" "ok"
 
 # The runners' output is shown and also kept, to count the tests for the closing line.
