@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use caravan_proto::v1::{self, nodes_server};
-use caravan_state::{Store, TableId, Txn, WatchKey};
+use caravan_state::{Store, TableId, Txn, WatchKey, Written};
 use caravan_structs::node::{
     DRAIN_STATUS_CANCELED, DRAIN_STATUS_DRAINING, NODE_EVENT_SUBSYSTEM_CLUSTER,
     NODE_EVENT_SUBSYSTEM_DRAIN, NODE_EVENT_SUBSYSTEM_HEARTBEAT, NODE_SCHEDULING_ELIGIBLE,
@@ -190,6 +190,34 @@ fn create_node_evals(txn: &mut Txn<'_>, node: &Node) -> Result<Vec<String>, Serv
         txn.put(eval)?;
     }
     Ok(ids)
+}
+
+/// Stores `node` and, when `evaluate`, creates its node-update evaluations; returns their IDs
+/// and the node's new modify index.
+fn put_and_evaluate(
+    txn: &mut Txn<'_>,
+    node: Node,
+    evaluate: bool,
+) -> Result<(Vec<String>, u64), ServerError> {
+    let row = txn.put(node)?;
+    let node = row.value.clone();
+    let evals = if evaluate {
+        create_node_evals(txn, &node)?
+    } else {
+        Vec::new()
+    };
+    Ok((evals, node.modify_index))
+}
+
+/// The answer of drain and eligibility updates.
+fn drain_update_response(written: Written<(Vec<String>, u64)>) -> v1::NodeDrainUpdateResponse {
+    let (evals, node_modify_index) = written.value;
+    v1::NodeDrainUpdateResponse {
+        node_modify_index,
+        eval_create_index: if evals.is_empty() { 0 } else { written.index },
+        eval_ids: evals,
+        index: written.index,
+    }
 }
 
 /// Marks a node down after a missed heartbeat (called by the heartbeat timers).
@@ -606,23 +634,10 @@ impl nodes_server::Nodes for NodesService {
                     },
                     index,
                 ));
-                let row = txn.put(node)?;
-                let node = row.value.clone();
-                let evals = if became_eligible {
-                    create_node_evals(txn, &node)?
-                } else {
-                    Vec::new()
-                };
-                Ok((evals, node.modify_index))
+                put_and_evaluate(txn, node, became_eligible)
             })
             .await?;
-        let (evals, node_modify_index) = written.value;
-        Ok(Response::new(v1::NodeDrainUpdateResponse {
-            node_modify_index,
-            eval_create_index: if evals.is_empty() { 0 } else { written.index },
-            eval_ids: evals,
-            index: written.index,
-        }))
+        Ok(Response::new(drain_update_response(written)))
     }
 
     async fn update_drain(
@@ -687,23 +702,10 @@ impl nodes_server::Nodes for NodesService {
                         }
                     }
                 }
-                let row = txn.put(node)?;
-                let node = row.value.clone();
-                let evals = if create_evals {
-                    create_node_evals(txn, &node)?
-                } else {
-                    Vec::new()
-                };
-                Ok((evals, node.modify_index))
+                put_and_evaluate(txn, node, create_evals)
             })
             .await?;
-        let (evals, node_modify_index) = written.value;
-        Ok(Response::new(v1::NodeDrainUpdateResponse {
-            node_modify_index,
-            eval_create_index: if evals.is_empty() { 0 } else { written.index },
-            eval_ids: evals,
-            index: written.index,
-        }))
+        Ok(Response::new(drain_update_response(written)))
     }
 
     async fn purge(

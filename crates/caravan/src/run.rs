@@ -55,6 +55,26 @@ fn duration_setting(
     }
 }
 
+/// The heartbeat durations of the server: `[min TTL, grace, failover TTL]` from the flags, else
+/// the config file's `server` block, else the defaults.
+fn apply_heartbeat_settings(
+    cfg: &mut ServerConfig,
+    [min_ttl, grace, failover]: [&Option<String>; 3],
+    file: &FileConfig,
+) -> anyhow::Result<()> {
+    if let Some(d) = duration_setting("min-heartbeat-ttl", min_ttl, &file.server.min_heartbeat_ttl)?
+    {
+        cfg.min_heartbeat_ttl = d;
+    }
+    if let Some(d) = duration_setting("heartbeat-grace", grace, &file.server.heartbeat_grace)? {
+        cfg.heartbeat_grace = d;
+    }
+    if let Some(d) = duration_setting("failover-heartbeat-ttl", failover, &None)? {
+        cfg.failover_heartbeat_ttl = d;
+    }
+    Ok(())
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -223,20 +243,11 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         rpc_advertise: rpc_addr.to_string(),
         ..ServerConfig::default()
     };
-    if let Some(d) = duration_setting(
-        "min-heartbeat-ttl",
-        &args.min_heartbeat_ttl,
-        &file.server.min_heartbeat_ttl,
-    )? {
-        server_cfg.min_heartbeat_ttl = d;
-    }
-    if let Some(d) = duration_setting(
-        "heartbeat-grace",
-        &args.heartbeat_grace,
-        &file.server.heartbeat_grace,
-    )? {
-        server_cfg.heartbeat_grace = d;
-    }
+    apply_heartbeat_settings(
+        &mut server_cfg,
+        [&args.min_heartbeat_ttl, &args.heartbeat_grace, &None],
+        &file,
+    )?;
     let (stop, stopped) = shutdown_channel();
     let server = Server::start(store, server_cfg);
     let server_task = tokio::spawn(server.serve(rpc_listener, stopped()));
@@ -428,27 +439,15 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         rpc_advertise: advertise.clone(),
         ..ServerConfig::default()
     };
-    if let Some(d) = duration_setting(
-        "min-heartbeat-ttl",
-        &args.min_heartbeat_ttl,
-        &file.server.min_heartbeat_ttl,
-    )? {
-        cfg.min_heartbeat_ttl = d;
-    }
-    if let Some(d) = duration_setting(
-        "heartbeat-grace",
-        &args.heartbeat_grace,
-        &file.server.heartbeat_grace,
-    )? {
-        cfg.heartbeat_grace = d;
-    }
-    if let Some(d) = duration_setting(
-        "failover-heartbeat-ttl",
-        &args.failover_heartbeat_ttl,
-        &None,
-    )? {
-        cfg.failover_heartbeat_ttl = d;
-    }
+    apply_heartbeat_settings(
+        &mut cfg,
+        [
+            &args.min_heartbeat_ttl,
+            &args.heartbeat_grace,
+            &args.failover_heartbeat_ttl,
+        ],
+        &file,
+    )?;
     let store = open_store(&db_url).await?;
     tracing::info!(database = %redact(&db_url), rpc = %local, advertise = %advertise, "server started");
     println!("==> Caravan server started; gRPC on {local}");
