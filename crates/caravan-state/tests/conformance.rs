@@ -452,6 +452,13 @@ async fn a_deposed_leader_cannot_commit(b: &Backend) -> anyhow::Result<()> {
         .expect_err("a fenced write must fail");
     assert!(err.to_string().contains("leadership lost"), "{err}");
     assert!(store.snapshot().nodes().get(&node(2).id).is_none());
+    // Nothing of the fenced batch reached the database: the next leader does not see it.
+    drop(store);
+    let next = reopen(b).await?;
+    let snap = next.snapshot();
+    assert!(snap.nodes().get(&node(2).id).is_none());
+    assert!(snap.nodes().get(&node(1).id).is_some());
+    assert_eq!(snap.index(), 1);
     Ok(())
 }
 

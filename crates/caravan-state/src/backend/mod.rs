@@ -108,16 +108,17 @@ fn final_rows(muts: &[Mutation]) -> std::collections::BTreeMap<(TableId, &str), 
     last
 }
 
-/// A multi-row upsert for PostgreSQL: one statement per table per batch, the rows passed as
-/// arrays (`$1` keys, `$2` documents, `$3`/`$4` indexes, then one array per column).
-fn upsert_many_sql(table: TableId) -> String {
+/// A multi-row upsert for PostgreSQL: the rows passed as arrays, numbered from `$first`
+/// (`key`, document, create and modify index, then one array per column); `filter` gates the
+/// rows (e.g. on the leadership fence).
+fn upsert_many_sql(table: TableId, first: usize, filter: &str) -> String {
     let cols = table.columns();
     let mut names = vec!["key", "doc", "create_index", "modify_index"];
     names.extend_from_slice(cols);
-    let arrays: Vec<String> = (1..=names.len())
+    let arrays: Vec<String> = (0..names.len())
         .map(|i| match i {
-            3 | 4 => format!("${i}::int8[]"),
-            _ => format!("${i}::text[]"),
+            2 | 3 => format!("${}::int8[]", first + 1 + i),
+            _ => format!("${}::text[]", first + 1 + i),
         })
         .collect();
     let aliases: Vec<String> = (1..=names.len()).map(|i| format!("c{i}")).collect();
@@ -137,7 +138,7 @@ fn upsert_many_sql(table: TableId) -> String {
         .map(|n| format!("{n} = excluded.{n}"))
         .collect();
     format!(
-        "INSERT INTO {t} ({names}) SELECT {sel} FROM UNNEST({arrays}) AS u({aliases}) \
+        "INSERT INTO {t} ({names}) SELECT {sel} FROM UNNEST({arrays}) AS u({aliases}) {filter} \
          ON CONFLICT (key) DO UPDATE SET {upd}",
         t = table.name(),
         names = names.join(", "),

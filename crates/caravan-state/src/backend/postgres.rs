@@ -94,20 +94,26 @@ impl Pg {
         Ok(loaded)
     }
 
+    /// Commits a batch in ONE statement (one round trip, atomic in autocommit): data-modifying
+    /// CTEs for the fenced index, each table's upserts and deletes, the change log and the table
+    /// indexes, every write gated on the fence so a deposed leader writes nothing.
     pub(crate) async fn commit(&self, c: Commit<'_>) -> Result<(), StateError> {
-        let mut tx = self.pool.begin().await?;
-        let fenced = sqlx::query(
-            "UPDATE cluster_state SET current_index = $1 \
-             WHERE id = 1 AND epoch = $2 AND current_index = $3",
-        )
-        .bind(to_i64(c.new_index))
-        .bind(to_i64(c.epoch))
-        .bind(to_i64(c.old_index))
-        .execute(&mut *tx)
-        .await?;
-        if fenced.rows_affected() != 1 {
-            return Err(StateError::Fenced);
-        }
+        let mut sql = CommitSql::default();
+        let new_index = sql.param();
+        let epoch = sql.param();
+        let old_index = sql.param();
+        sql.ctes.push(format!(
+            "fence AS (UPDATE cluster_state SET current_index = {new_index} \
+             WHERE id = 1 AND epoch = {epoch} AND current_index = {old_index} RETURNING 1)"
+        ));
+        let mut binds = Binds::default();
+        binds.ints.push(vec![to_i64(c.new_index)]);
+        binds.ints.push(vec![to_i64(c.epoch)]);
+        binds.ints.push(vec![to_i64(c.old_index)]);
+        binds
+            .order
+            .extend([Bind::Int(0), Bind::Int(1), Bind::Int(2)]);
+
         // The rows as they stand after the batch: one upsert and one delete per table.
         let rows = final_rows(c.muts);
         for table in TableId::ALL {
@@ -146,23 +152,29 @@ impl Pg {
                         }
                     }
                 }
-                let sql = upsert_many_sql(table);
-                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(keys)
-                    .bind(docs)
-                    .bind(creates)
-                    .bind(modifies);
+                let first = sql.next;
+                sql.next += 4 + ncols;
+                sql.ctes.push(format!(
+                    "up_{t} AS ({upsert})",
+                    t = table.name(),
+                    upsert = upsert_many_sql(table, first, "WHERE EXISTS (SELECT 1 FROM fence)")
+                ));
+                binds.push_text(keys);
+                binds.push_text(docs);
+                binds.push_int(creates);
+                binds.push_int(modifies);
                 for col in cols {
-                    q = q.bind(col);
+                    binds.push_text(col);
                 }
-                q.execute(&mut *tx).await?;
             }
             if !deletes.is_empty() {
-                let sql = format!("DELETE FROM {} WHERE key = ANY($1)", table.name());
-                sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(deletes)
-                    .execute(&mut *tx)
-                    .await?;
+                let p = sql.param();
+                sql.ctes.push(format!(
+                    "del_{t} AS (DELETE FROM {t} WHERE key = ANY({p}::text[]) \
+                     AND EXISTS (SELECT 1 FROM fence))",
+                    t = table.name()
+                ));
+                binds.push_text(deletes);
             }
         }
         // Every step goes to the change log (a write that touched a row twice logs it once).
@@ -176,34 +188,51 @@ impl Pg {
         let mut ops = Vec::with_capacity(logged.len());
         for ((idx, tbl, key), op) in logged {
             idxs.push(to_i64(idx));
-            tbls.push(tbl);
-            keys.push(key);
-            ops.push(op);
+            tbls.push(tbl.to_owned());
+            keys.push(key.to_owned());
+            ops.push(op.to_owned());
         }
-        sqlx::query(
-            "INSERT INTO changelog (idx, tbl, key, op) \
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[])",
-        )
-        .bind(idxs)
-        .bind(tbls)
-        .bind(keys)
-        .bind(ops)
-        .execute(&mut *tx)
-        .await?;
-        let (tbls, idxs): (Vec<&str>, Vec<i64>) = c
+        let (p1, p2, p3, p4) = (sql.param(), sql.param(), sql.param(), sql.param());
+        sql.ctes.push(format!(
+            "log AS (INSERT INTO changelog (idx, tbl, key, op) \
+             SELECT * FROM UNNEST({p1}::int8[], {p2}::text[], {p3}::text[], {p4}::text[]) \
+             WHERE EXISTS (SELECT 1 FROM fence))"
+        ));
+        binds.push_int(idxs);
+        binds.push_text(tbls);
+        binds.push_text(keys);
+        binds.push_text(ops);
+        let (tbls, idxs): (Vec<String>, Vec<i64>) = c
             .table_indexes
             .iter()
-            .map(|(t, i)| (t.name(), to_i64(*i)))
+            .map(|(t, i)| (t.name().to_owned(), to_i64(*i)))
             .unzip();
-        sqlx::query(
-            "INSERT INTO table_indexes (tbl, idx) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
-             ON CONFLICT (tbl) DO UPDATE SET idx = excluded.idx",
-        )
-        .bind(tbls)
-        .bind(idxs)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let (p1, p2) = (sql.param(), sql.param());
+        sql.ctes.push(format!(
+            "tbl_idx AS (INSERT INTO table_indexes (tbl, idx) \
+             SELECT * FROM UNNEST({p1}::text[], {p2}::int8[]) WHERE EXISTS (SELECT 1 FROM fence) \
+             ON CONFLICT (tbl) DO UPDATE SET idx = excluded.idx)"
+        ));
+        binds.push_text(tbls);
+        binds.push_int(idxs);
+
+        let text = format!("WITH {} SELECT count(*) FROM fence", sql.ctes.join(",\n"));
+        let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(text.as_str()));
+        let (mut ints, mut texts) = (binds.ints.into_iter(), binds.texts.into_iter());
+        for b in binds.order {
+            query = match b {
+                // The three scalars of the fence are bound as scalars, the rest as arrays.
+                Bind::Int(i) if i < 3 => {
+                    query.bind(ints.next().and_then(|v| v.first().copied()).unwrap_or(0))
+                }
+                Bind::Int(_) => query.bind(ints.next().unwrap_or_default()),
+                Bind::Text => query.bind(texts.next().unwrap_or_default()),
+            };
+        }
+        let fenced: i64 = query.fetch_one(&self.pool).await?;
+        if fenced != 1 {
+            return Err(StateError::Fenced);
+        }
         Ok(())
     }
 
@@ -217,6 +246,47 @@ impl Pg {
 
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Numbers the `$n` parameters of the commit statement as its parts are added.
+#[derive(Default)]
+struct CommitSql {
+    ctes: Vec<String>,
+    /// The next parameter number minus one.
+    next: usize,
+}
+
+impl CommitSql {
+    fn param(&mut self) -> String {
+        self.next += 1;
+        format!("${}", self.next)
+    }
+}
+
+/// Values to bind, in parameter order.
+#[derive(Default)]
+struct Binds {
+    ints: Vec<Vec<i64>>,
+    texts: Vec<Vec<String>>,
+    order: Vec<Bind>,
+}
+
+enum Bind {
+    /// The n-th integer value (the first three are the fence's scalars).
+    Int(usize),
+    Text,
+}
+
+impl Binds {
+    fn push_int(&mut self, v: Vec<i64>) {
+        self.order.push(Bind::Int(self.ints.len()));
+        self.ints.push(v);
+    }
+
+    fn push_text(&mut self, v: Vec<String>) {
+        self.order.push(Bind::Text);
+        self.texts.push(v);
     }
 }
 
