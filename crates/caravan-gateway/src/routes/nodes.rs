@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use caravan_proto::v1;
-use serde::Serialize;
+use caravan_structs::{NodeDrainUpdateResponse, NodeServerInfo, NodeUpdateResponse};
 use serde_json::Value;
 
 use crate::AppState;
@@ -91,39 +91,12 @@ pub(super) async fn allocations(
         .into_response())
 }
 
-/// Nomad's `NodeUpdateResponse`, with the keys its documentation shows.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct NodeUpdateResponse {
-    eval_create_index: u64,
-    #[serde(rename = "EvalIDs")]
-    eval_ids: Option<Vec<String>>,
-    #[serde(rename = "HeartbeatTTL")]
-    heartbeat_ttl: u64,
-    index: u64,
-    known_leader: bool,
-    last_contact: u64,
-    #[serde(rename = "LeaderRPCAddr")]
-    leader_rpc_addr: String,
-    node_modify_index: u64,
-    num_nodes: i32,
-    servers: Option<Vec<ServerEntry>>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ServerEntry {
-    datacenter: String,
-    #[serde(rename = "RPCAdvertiseAddr")]
-    rpc_advertise_addr: String,
-    #[serde(rename = "RPCMajorVersion")]
-    rpc_major_version: i32,
-    #[serde(rename = "RPCMinorVersion")]
-    rpc_minor_version: i32,
-}
-
 fn eval_ids(ids: Vec<String>) -> Option<Vec<String>> {
     if ids.is_empty() { None } else { Some(ids) }
+}
+
+fn nanos(ms: u64) -> i64 {
+    i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
 }
 
 fn node_update_response(r: v1::NodeUpdateResponse, pretty: bool) -> Result<Response, ApiError> {
@@ -132,20 +105,21 @@ fn node_update_response(r: v1::NodeUpdateResponse, pretty: bool) -> Result<Respo
     let body = NodeUpdateResponse {
         eval_create_index: r.eval_create_index,
         eval_ids: eval_ids(r.eval_ids),
-        heartbeat_ttl: r.heartbeat_ttl_ms.saturating_mul(1_000_000),
+        heartbeat_ttl: nanos(r.heartbeat_ttl_ms),
         index,
         known_leader: meta.known_leader,
-        last_contact: meta.last_contact_ms,
+        last_contact: nanos(meta.last_contact_ms),
         leader_rpc_addr: r.leader_rpc_addr,
         node_modify_index: r.node_modify_index,
-        num_nodes: r.num_nodes,
+        num_nodes: i64::from(r.num_nodes),
+        scheduling_eligibility: r.scheduling_eligibility,
         servers: if r.servers.is_empty() {
             None
         } else {
             Some(
                 r.servers
                     .into_iter()
-                    .map(|s| ServerEntry {
+                    .map(|s| NodeServerInfo {
                         datacenter: s.datacenter,
                         rpc_advertise_addr: s.rpc_advertise_addr,
                         rpc_major_version: s.rpc_major_version,
@@ -154,22 +128,12 @@ fn node_update_response(r: v1::NodeUpdateResponse, pretty: bool) -> Result<Respo
                     .collect(),
             )
         },
+        ..NodeUpdateResponse::default()
     };
     Ok(JsonResponse::value(&body)?
         .index(index)
         .pretty(pretty)
         .into_response())
-}
-
-/// Nomad's `NodeDrainUpdateResponse` / `NodeEligibilityUpdateResponse`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct NodeDrainUpdateResponse {
-    eval_create_index: u64,
-    #[serde(rename = "EvalIDs")]
-    eval_ids: Option<Vec<String>>,
-    index: u64,
-    node_modify_index: u64,
 }
 
 fn drain_update_response(
