@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use caravan_proto::v1::evals_client::EvalsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
 use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
@@ -84,6 +85,10 @@ impl AppState {
 
     pub fn nodes(&self) -> NodesClient<Channel> {
         NodesClient::new(self.channel.clone())
+    }
+
+    pub fn evals(&self) -> EvalsClient<Channel> {
+        EvalsClient::new(self.channel.clone())
     }
 
     pub fn status(&self) -> StatusClient<Channel> {

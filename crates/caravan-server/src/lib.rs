@@ -5,9 +5,11 @@
 //! Layout:
 //! - [`nodes`]: the Nodes service and the node rules (registration, heartbeats, eligibility,
 //!   drain, purge, node evaluations).
+//! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
+//! - [`query`]: query meta and wait of every read.
 //! - [`cache`]: rendered results shared by the blocking queries a change wakes together.
 //! - [`error`]: typed errors and their ErrorCode.
 //! - [`config`]: server configuration.
@@ -15,14 +17,17 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod evals;
 pub mod heartbeat;
 pub mod nodes;
 pub mod paginate;
+pub mod query;
 pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use caravan_proto::v1::evals_server::EvalsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
 use caravan_proto::v1::status_server::StatusServer;
 use caravan_state::Store;
@@ -76,8 +81,12 @@ impl Server {
         let nodes = NodesServer::new(nodes::NodesService::new(self.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let evals = EvalsServer::new(evals::EvalsService::new(self.clone()))
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let status = StatusServer::new(status::StatusService::new(self.clone()));
-        tonic::service::Routes::new(nodes).add_service(status)
+        tonic::service::Routes::new(nodes)
+            .add_service(evals)
+            .add_service(status)
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves.

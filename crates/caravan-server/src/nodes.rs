@@ -24,6 +24,7 @@ use crate::cache::ResultCache;
 use crate::Server;
 use crate::error::ServerError;
 use crate::paginate::Pager;
+use crate::query::{query_meta, wait_of};
 
 pub const EVENT_REGISTERED: &str = "Node registered";
 pub const EVENT_REREGISTERED_BY_HEARTBEAT: &str = "Node reregistered by heartbeat";
@@ -93,20 +94,6 @@ fn existing_node(txn: &Txn<'_>, id: &str) -> Result<Node, ServerError> {
         .get(id)
         .map(|row| row.value.clone())
         .ok_or_else(ServerError::node_not_found)
-}
-
-fn query_meta(index: u64, next_token: String) -> v1::QueryMeta {
-    // A single server is always the leader it talks to.
-    v1::QueryMeta {
-        index,
-        known_leader: true,
-        last_contact_ms: 0,
-        next_token,
-    }
-}
-
-fn wait_of(q: &v1::QueryOptions) -> Duration {
-    Duration::from_millis(q.max_wait_ms)
 }
 
 /// Creates one `node-update` evaluation per job with allocations on the node that still matter

@@ -4,6 +4,8 @@
 //! ordered index, so a walk over all pages always moves forward and ends, whatever is added or
 //! removed between pages.
 
+use std::cmp::Ordering;
+
 use caravan_filter::{Filter, Schema};
 use caravan_proto::v1::QueryOptions;
 
@@ -62,10 +64,11 @@ impl Pager {
         for item in items {
             let tok = token(&item);
             if !started {
+                let order = compare_tokens(&tok, &self.next_token);
                 let before = if self.reverse {
-                    tok > self.next_token
+                    order == Ordering::Greater
                 } else {
-                    tok < self.next_token
+                    order == Ordering::Less
                 };
                 if before {
                     continue;
@@ -94,8 +97,35 @@ impl Pager {
     }
 }
 
+/// Orders page tokens as Nomad does: `<CreateIndex>.<ID>` tokens by the index as a number, then
+/// the ID; anything else as plain strings.
+pub fn compare_tokens(a: &str, b: &str) -> Ordering {
+    fn split(t: &str) -> Option<(u64, &str)> {
+        let (num, rest) = t.split_once('.')?;
+        Some((num.parse().ok()?, rest))
+    }
+    match (split(a), split(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// The token of an object listed in creation order.
+pub fn create_index_token(create_index: u64, id: &str) -> String {
+    format!("{create_index}.{id}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn create_index_tokens_compare_numerically() {
+        use super::compare_tokens;
+        use std::cmp::Ordering::*;
+        assert_eq!(compare_tokens("9.b", "10.a"), Less);
+        assert_eq!(compare_tokens("10.a", "10.b"), Less);
+        assert_eq!(compare_tokens("abc", "abd"), Less);
+    }
+
     use super::*;
 
     use caravan_filter::AllMaps;

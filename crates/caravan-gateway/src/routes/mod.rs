@@ -2,6 +2,7 @@
 //! for it. One file per noun below.
 
 mod agent;
+mod evals;
 mod nodes;
 mod status;
 
@@ -110,6 +111,20 @@ fn table() -> RouteTable {
             "/v1/node/{node_id}/purge",
             NodeWrite,
             handler!(PUT_POST, nodes::purge),
+        )
+        // Evaluations.
+        .route(GET, "/v1/evaluations", Namespace("read-job"), handler!(GET, evals::list))
+        .route(
+            GET,
+            "/v1/evaluation/{eval_id}",
+            Namespace("read-job"),
+            handler!(GET, evals::read),
+        )
+        .route(
+            GET,
+            "/v1/evaluation/{eval_id}/allocations",
+            Namespace("read-job"),
+            handler!(GET, evals::allocations),
         )
         // What clients probe first.
         .route(
