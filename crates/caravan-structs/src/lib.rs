@@ -15,6 +15,8 @@
 //!   messages), `AllocMetric`, allocated resources, and the allocation endpoints' bodies.
 //! - [`job`]: `Job`, `TaskGroup`, `Task` and their policies, services and checks,
 //!   `JobListStub`, `JobSummary`.
+//! - [`job_defaults`]: `Job::canonicalize` (Nomad's registration defaults) and `Job::validate`
+//!   (Nomad's checks and messages, `JobValidationError`).
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
@@ -51,6 +53,7 @@ pub mod deployment;
 pub mod error;
 pub mod eval;
 pub mod job;
+pub mod job_defaults;
 pub mod node;
 pub mod resources;
 pub mod service;
@@ -61,6 +64,7 @@ pub use deployment::*;
 pub use error::{ErrorCode, UnknownErrorCode};
 pub use eval::*;
 pub use job::*;
+pub use job_defaults::*;
 pub use node::*;
 pub use resources::*;
 pub use service::*;
