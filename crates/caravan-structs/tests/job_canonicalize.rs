@@ -262,3 +262,322 @@ fn seed_job_canonicalizes_without_changing_set_fields() {
     assert_eq!(j.node_pool, "default");
     assert!(j.validate().is_ok(), "{}", j.validate().unwrap_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+fn errors_of(j: &Job) -> Vec<String> {
+    j.validate().unwrap_err().errors
+}
+
+fn with(f: impl FnOnce(&mut Job)) -> Vec<String> {
+    let mut j = canon("");
+    f(&mut j);
+    errors_of(&j)
+}
+
+fn group(j: &mut Job) -> &mut TaskGroup {
+    &mut j.task_groups.as_mut().unwrap()[0]
+}
+
+fn task(j: &mut Job) -> &mut Task {
+    &mut group(j).tasks.as_mut().unwrap()[0]
+}
+
+fn tg_err(inner: &[&str]) -> String {
+    let inner: Vec<String> = inner.iter().map(|s| (*s).to_owned()).collect();
+    format!(
+        "Task group g validation failed: {}",
+        format_multierror(&inner)
+    )
+}
+
+fn task_err(inner: &[&str]) -> String {
+    let inner: Vec<String> = inner.iter().map(|s| (*s).to_owned()).collect();
+    tg_err(&[&format!(
+        "Task t validation failed: {}",
+        format_multierror(&inner)
+    )])
+}
+
+#[test]
+fn job_level_errors() {
+    assert_eq!(with(|j| j.id.clear()), ["Missing job ID"]);
+    assert_eq!(with(|j| j.id = "a b".into()), ["Job ID contains a space"]);
+    assert_eq!(
+        with(|j| j.id = "a\0b".into()),
+        ["Job ID contains a null character"]
+    );
+    assert_eq!(with(|j| j.name.clear()), ["Missing job name"]);
+    assert_eq!(
+        with(|j| j.name = "n\0".into()),
+        ["Job Name contains a null character"]
+    );
+    assert_eq!(with(|j| j.region.clear()), ["Missing job region"]);
+    assert_eq!(
+        with(|j| j.namespace.clear()),
+        ["Job must be in a namespace"]
+    );
+    // The group's service-only blocks are then refused too, as in Nomad.
+    assert_eq!(
+        with(|j| j.r#type = "web".into())[0],
+        "Invalid job type: \"web\""
+    );
+    assert_eq!(
+        with(|j| j.r#type.clear()).first().unwrap(),
+        "Missing job type"
+    );
+    for p in [0, 101, -5] {
+        assert_eq!(
+            with(|j| j.priority = p),
+            ["job priority must be between [1, 100]"]
+        );
+    }
+    assert_eq!(
+        with(|j| j.datacenters = Some(vec![])),
+        ["Missing job datacenters"]
+    );
+    assert_eq!(with(|j| j.datacenters = None), ["Missing job datacenters"]);
+    assert_eq!(
+        with(|j| j.datacenters = Some(vec![String::new()])),
+        ["Job datacenter must be non-empty string"]
+    );
+    assert_eq!(with(|j| j.task_groups = None), ["Missing job task groups"]);
+    assert_eq!(
+        with(|j| j.task_groups = Some(vec![])),
+        ["Missing job task groups"]
+    );
+}
+
+#[test]
+fn group_name_missing_or_duplicated_and_count() {
+    let errs = with(|j| {
+        let g = group(j).clone();
+        j.task_groups.as_mut().unwrap().push(g);
+    });
+    assert_eq!(errs, ["Job task group 2 redefines 'g' from group 1"]);
+    let errs = with(|j| group(j).name.clear());
+    assert_eq!(errs[0], "Job task group 1 missing name");
+    assert!(errs[1].starts_with(
+        "Task group  validation failed: 1 error occurred:\n\t* Missing task group name"
+    ));
+    assert_eq!(
+        with(|j| group(j).count = -1),
+        [tg_err(&["Task group count can't be negative"])]
+    );
+    assert_eq!(
+        with(|j| group(j).tasks = None),
+        [tg_err(&["Missing tasks for task group"])]
+    );
+    let errs = with(|j| {
+        j.r#type = "system".into();
+        group(j).count = 3;
+        group(j).reschedule_policy = None;
+        group(j).migrate = None;
+        group(j).update = None;
+    });
+    assert_eq!(
+        errs,
+        ["Job task group g has count 3. Count cannot exceed 1 with system scheduler"]
+    );
+}
+
+#[test]
+fn task_name_driver_and_resources() {
+    let errs = with(|j| {
+        let t = task(j).clone();
+        group(j).tasks.as_mut().unwrap().push(t);
+    });
+    assert_eq!(errs, [tg_err(&["Task 2 redefines 't' from task 1"])]);
+    let errs = with(|j| task(j).name.clear());
+    assert_eq!(
+        errs,
+        [tg_err(&[
+            "Task 1 missing name",
+            "Task  validation failed: 1 error occurred:\n\t* Missing task name\n\n"
+        ])]
+    );
+    assert_eq!(
+        with(|j| task(j).driver.clear()),
+        [task_err(&["Missing task driver"])]
+    );
+    assert_eq!(
+        with(|j| task(j).name = "a/b".into()).len(),
+        1,
+        "slashes are refused"
+    );
+    let errs = with(|j| {
+        let r = task(j).resources.as_mut().unwrap();
+        r.cpu = -1;
+        r.memory_mb = -5;
+    });
+    assert_eq!(
+        errs,
+        [task_err(&[
+            "minimum CPU value is 1; got -1",
+            "minimum MemoryMB value is 10; got -5"
+        ])]
+    );
+    assert_eq!(
+        with(|j| task(j).kill_timeout = -1),
+        [task_err(&["KillTimeout must be a positive value"])]
+    );
+    assert_eq!(
+        with(|j| task(j).resources = None),
+        [task_err(&["Missing task resources"])]
+    );
+    assert_eq!(
+        with(|j| group(j).ephemeral_disk.as_mut().unwrap().size_mb = 100),
+        [task_err(&[
+            "log storage (100 MB) must be less than requested disk capacity (100 MB)"
+        ])]
+    );
+}
+
+#[test]
+fn restart_and_reschedule_policies() {
+    let errs = with(|j| group(j).restart_policy.as_mut().unwrap().mode = "sometimes".into());
+    assert_eq!(errs, [tg_err(&["Unsupported restart mode: \"sometimes\""])]);
+    let errs = with(|j| {
+        let rp = group(j).restart_policy.as_mut().unwrap();
+        rp.interval = S;
+        rp.attempts = 0;
+        rp.mode = "delay".into();
+    });
+    assert_eq!(
+        errs,
+        [tg_err(&[
+            "Restart policy \"delay\" with 0 attempts is ambiguous",
+            "Interval can not be less than 5s (got 1s)"
+        ])]
+    );
+    let errs = with(|j| group(j).restart_policy.as_mut().unwrap().attempts = 200);
+    assert_eq!(
+        errs,
+        [tg_err(&[
+            "Nomad can't restart the TaskGroup 200 times in an interval of 30m0s with a delay of 15s"
+        ])]
+    );
+    let errs = with(|j| group(j).restart_policy = None);
+    assert_eq!(
+        errs,
+        [tg_err(&["Task Group g should have a restart policy"])]
+    );
+
+    let errs = with(|j| {
+        let rp = group(j).reschedule_policy.as_mut().unwrap();
+        rp.delay_function = "linear".into();
+        rp.delay = S;
+    });
+    assert_eq!(
+        errs,
+        [tg_err(&[
+            "Delay cannot be less than 5s (got 1s)",
+            "Invalid delay function \"linear\", must be one of [\"constant\" \"exponential\" \"fibonacci\"]"
+        ])]
+    );
+    let errs = with(|j| {
+        let rp = group(j).reschedule_policy.as_mut().unwrap();
+        rp.attempts = 3;
+    });
+    assert_eq!(
+        errs,
+        [tg_err(&[
+            "Interval must be a non zero value if Attempts > 0",
+            "Reschedule Policy with Attempts = 3, Interval = 0s, and Unlimited = true is ambiguous",
+            "If Attempts >0, Unlimited cannot also be set to true"
+        ])]
+    );
+    let errs = with(|j| group(j).reschedule_policy = None);
+    assert_eq!(
+        errs,
+        [tg_err(&["Task Group g should have a reschedule policy"])]
+    );
+    let mut sys = canon("system");
+    group(&mut sys).reschedule_policy = default_reschedule_policy("service");
+    assert_eq!(
+        errors_of(&sys),
+        [tg_err(&["System jobs should not have a reschedule policy"])]
+    );
+}
+
+#[test]
+fn constraints() {
+    let c = |l: &str, op: &str, r: &str| Constraint {
+        l_target: l.into(),
+        operand: op.into(),
+        r_target: r.into(),
+    };
+    let errs = with(|j| j.constraints = Some(vec![c("${attr.kernel.name}", "like", "linux")]));
+    assert_eq!(
+        errs,
+        [
+            "Constraint 1 validation failed: 1 error occurred:\n\t* Unknown constraint type \"like\"\n\n"
+        ]
+    );
+    let errs = with(|j| {
+        j.constraints = Some(vec![c("${attr.kernel.name}", "=", "linux"), c("", "=", "")])
+    });
+    assert_eq!(
+        errs,
+        [
+            "Constraint 2 validation failed: 2 errors occurred:\n\t* Operator \"=\" requires an RTarget\n\t* No LTarget provided but is required by constraint\n\n"
+        ]
+    );
+    assert!(c("", "distinct_hosts", "").validate().is_ok());
+    assert_eq!(
+        c("${meta.rack}", "distinct_property", "0")
+            .validate()
+            .unwrap_err()
+            .errors,
+        ["Distinct Property must have an allowed count of 1 or greater: 0 < 1"]
+    );
+    assert_eq!(
+        c("${attr.x}", "is_set", "y").validate().unwrap_err().errors,
+        ["Operator \"is_set\" does not support an RTarget"]
+    );
+    let errs = with(|j| group(j).constraints = Some(vec![c("${attr.a}", "bogus", "b")]));
+    assert_eq!(
+        errs,
+        [tg_err(&[
+            "Constraint 1 validation failed: 1 error occurred:\n\t* Unknown constraint type \"bogus\"\n\n"
+        ])]
+    );
+    let errs = with(|j| task(j).constraints = Some(vec![c("", "distinct_hosts", "")]));
+    assert_eq!(
+        errs,
+        [task_err(&[
+            "Constraint 1 has disallowed Operand at task level: distinct_hosts"
+        ])]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once_in_multierror_format() {
+    let mut j: Job = serde_json::from_value(json!({
+        "Type": "service", "TaskGroups": [{"Name": "g", "Count": -2, "Tasks": [{"Name": "t"}]}]
+    }))
+    .unwrap();
+    j.canonicalize();
+    let e = j.validate().unwrap_err();
+    assert_eq!(e.errors.len(), 3, "{e}");
+    assert_eq!(e.errors[0], "Missing job ID");
+    assert_eq!(e.errors[1], "Missing job name");
+    assert_eq!(
+        e.errors[2],
+        tg_err(&[
+            "Task group count can't be negative",
+            "Task t validation failed: 1 error occurred:\n\t* Missing task driver\n\n"
+        ])
+    );
+    let text = e.to_string();
+    assert!(text.starts_with(
+        "3 errors occurred:\n\t* Missing job ID\n\t* Missing job name\n\t* Task group g"
+    ));
+    assert!(text.ends_with("\n\n"));
+    let one = JobValidationError {
+        errors: vec!["Missing job ID".into()],
+    };
+    assert_eq!(one.to_string(), "1 error occurred:\n\t* Missing job ID\n\n");
+}
