@@ -5,7 +5,10 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     // The directory too, so an added .proto rebuilds.
-    println!("cargo:rerun-if-changed={}", root.join("caravan/v1").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("caravan/v1").display()
+    );
     let mut files = Vec::new();
     for entry in std::fs::read_dir(root.join("caravan/v1"))? {
         let path = entry?.path();

@@ -113,7 +113,12 @@ fn table() -> RouteTable {
             handler!(PUT_POST, nodes::purge),
         )
         // Evaluations.
-        .route(GET, "/v1/evaluations", Namespace("read-job"), handler!(GET, evals::list))
+        .route(
+            GET,
+            "/v1/evaluations",
+            Namespace("read-job"),
+            handler!(GET, evals::list),
+        )
         .route(
             GET,
             "/v1/evaluation/{eval_id}",
