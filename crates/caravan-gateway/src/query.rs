@@ -240,6 +240,32 @@ pub fn validate_uuid_prefix(prefix: &str, what: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A UUID from the path (`:node_id`, `:eval_id`), lower-cased: UUIDs match whatever their case,
+/// as in Nomad.
+#[derive(Debug, serde::Deserialize)]
+#[serde(from = "String")]
+pub struct UuidPath(pub String);
+
+impl From<String> for UuidPath {
+    fn from(id: String) -> Self {
+        UuidPath(id.to_ascii_lowercase())
+    }
+}
+
+impl Query {
+    /// The gRPC options of a list keyed by UUIDs: the prefix checked by Nomad's rule and
+    /// lower-cased.
+    pub fn to_proto_uuid_prefix(
+        &self,
+        what: &str,
+    ) -> Result<caravan_proto::v1::QueryOptions, ApiError> {
+        validate_uuid_prefix(&self.prefix, what)?;
+        let mut query = self.to_proto();
+        query.prefix = query.prefix.to_ascii_lowercase();
+        Ok(query)
+    }
+}
+
 /// A full UUID as Nomad requires for `:node_id` and friends.
 pub fn validate_uuid(id: &str, what: &str) -> Result<(), ApiError> {
     let ok = id.len() == 36

@@ -75,6 +75,39 @@ fn apply_heartbeat_settings(
     Ok(())
 }
 
+/// Each setting below: the flag (or its `CARAVAN_*` variable), else the config file, else the
+/// default.
+fn region(common: &Common, file: &FileConfig) -> String {
+    common
+        .region
+        .clone()
+        .or(file.region.clone())
+        .unwrap_or_else(|| "global".into())
+}
+
+fn datacenter(common: &Common, file: &FileConfig) -> String {
+    common
+        .datacenter
+        .clone()
+        .or(file.datacenter.clone())
+        .unwrap_or_else(|| "dc1".into())
+}
+
+fn data_dir(common: &Common, file: &FileConfig) -> Option<PathBuf> {
+    common
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone().map(PathBuf::from))
+}
+
+fn servers(flag: &[String], file: &FileConfig) -> Vec<String> {
+    if flag.is_empty() {
+        file.client.servers.clone().unwrap_or_default()
+    } else {
+        flag.to_vec()
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -195,16 +228,8 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 /// Server, gateway and one client agent in one process.
 async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
     let common = &args.common;
-    let region = common
-        .region
-        .clone()
-        .or(file.region.clone())
-        .unwrap_or_else(|| "global".into());
-    let datacenter = common
-        .datacenter
-        .clone()
-        .or(file.datacenter.clone())
-        .unwrap_or_else(|| "dc1".into());
+    let region = region(common, &file);
+    let datacenter = datacenter(common, &file);
     let node_name = args
         .node
         .clone()
@@ -213,11 +238,7 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
     let ip = bind_ip(common, &file, "127.0.0.1")?;
     // The temporary directory lives as long as the agent and is removed on exit.
     let mut _temp = None;
-    let data_dir: PathBuf = match common
-        .data_dir
-        .clone()
-        .or(file.data_dir.clone().map(PathBuf::from))
-    {
+    let data_dir: PathBuf = match data_dir(common, &file) {
         Some(dir) => dir,
         None => {
             let t = tempfile::Builder::new().prefix("caravan-dev-").tempdir()?;
@@ -319,18 +340,11 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
 /// A client agent joining existing servers.
 async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
     let common = &args.common;
-    let servers = if args.servers.is_empty() {
-        file.client.servers.clone().unwrap_or_default()
-    } else {
-        args.servers.clone()
-    };
+    let servers = servers(&args.servers, &file);
     if servers.is_empty() {
         bail!("no servers to join: give -servers HOST:4647 (or -dev to run everything here)");
     }
-    let data_dir = common
-        .data_dir
-        .clone()
-        .or(file.data_dir.clone().map(PathBuf::from))
+    let data_dir = data_dir(common, &file)
         .context("a client agent needs -data-dir to keep its node ID across restarts")?;
     let ip = bind_ip(common, &file, "0.0.0.0")?;
     let http_advertise = match args.http_advertise.clone() {
@@ -357,16 +371,8 @@ async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
             .clone()
             .or(file.name.clone())
             .unwrap_or_else(hostname),
-        datacenter: common
-            .datacenter
-            .clone()
-            .or(file.datacenter.clone())
-            .unwrap_or_else(|| "dc1".into()),
-        region: common
-            .region
-            .clone()
-            .or(file.region.clone())
-            .unwrap_or_else(|| "global".into()),
+        datacenter: datacenter(common, &file),
+        region: region(common, &file),
         node_class: args
             .node_class
             .clone()
@@ -397,11 +403,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let db_url = match args.database_url.clone().or(file.database_url.clone()) {
         Some(url) => url,
-        None => match common
-            .data_dir
-            .clone()
-            .or(file.data_dir.clone().map(PathBuf::from))
-        {
+        None => match data_dir(common, &file) {
             Some(dir) => sqlite_url(&dir)?,
             None => bail!(
                 "no store: give -database-url postgres://… (or -data-dir for an embedded SQLite store)"
@@ -425,16 +427,8 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .or(file.name.clone())
         .unwrap_or_else(hostname);
     let mut cfg = ServerConfig {
-        region: common
-            .region
-            .clone()
-            .or(file.region.clone())
-            .unwrap_or_else(|| "global".into()),
-        datacenter: common
-            .datacenter
-            .clone()
-            .or(file.datacenter.clone())
-            .unwrap_or_else(|| "dc1".into()),
+        region: region(common, &file),
+        datacenter: datacenter(common, &file),
         name,
         rpc_advertise: advertise.clone(),
         ..ServerConfig::default()
@@ -460,11 +454,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     init_logging(&args.common);
     let file = load_file(&args.common)?;
     let common = &args.common;
-    let servers = if args.servers.is_empty() {
-        file.client.servers.clone().unwrap_or_default()
-    } else {
-        args.servers.clone()
-    };
+    let servers = servers(&args.servers, &file);
     if servers.is_empty() {
         bail!("no servers: give -servers HOST:4647");
     }
@@ -476,16 +466,8 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let listener = listen(ip, port, "HTTP").await?;
     let local = listener.local_addr()?;
     let cfg = GatewayConfig {
-        region: common
-            .region
-            .clone()
-            .or(file.region.clone())
-            .unwrap_or_else(|| "global".into()),
-        datacenter: common
-            .datacenter
-            .clone()
-            .or(file.datacenter.clone())
-            .unwrap_or_else(|| "dc1".into()),
+        region: region(common, &file),
+        datacenter: datacenter(common, &file),
         node_name: file.name.clone().unwrap_or_else(hostname),
         data_dir: String::new(),
         http_advertise: local.to_string(),

@@ -6,24 +6,11 @@ use caravan_proto::v1;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::query::{Query, validate_uuid, validate_uuid_prefix};
+use crate::query::{Query, UuidPath, validate_uuid};
 use crate::response::JsonResponse;
 
-/// An evaluation ID from the path, lower-cased: UUIDs match whatever their case.
-#[derive(Debug, serde::Deserialize)]
-#[serde(from = "String")]
-pub(super) struct EvalId(String);
-
-impl From<String> for EvalId {
-    fn from(id: String) -> Self {
-        EvalId(id.to_ascii_lowercase())
-    }
-}
-
 pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {
-    validate_uuid_prefix(&q.prefix, "eval")?;
-    let mut query = q.to_proto();
-    query.prefix = query.prefix.to_ascii_lowercase();
+    let query = q.to_proto_uuid_prefix("eval")?;
     let param = |name: &str| q.params.get(name).cloned().unwrap_or_default();
     let resp = state
         .evals()
@@ -42,7 +29,7 @@ pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Resp
 
 pub(super) async fn read(
     State(state): State<AppState>,
-    Path(EvalId(eval_id)): Path<EvalId>,
+    Path(UuidPath(eval_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&eval_id, "eval")?;
@@ -69,7 +56,7 @@ pub(super) async fn read(
 
 pub(super) async fn allocations(
     State(state): State<AppState>,
-    Path(EvalId(eval_id)): Path<EvalId>,
+    Path(UuidPath(eval_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&eval_id, "eval")?;

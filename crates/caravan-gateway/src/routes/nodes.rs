@@ -9,19 +9,8 @@ use serde_json::Value;
 use crate::AppState;
 use crate::body::{JsonObject, bool_field, get_ci, int_field, wrong_type};
 use crate::error::ApiError;
-use crate::query::{Query, validate_uuid, validate_uuid_prefix};
+use crate::query::{Query, UuidPath, validate_uuid};
 use crate::response::JsonResponse;
-
-/// A node ID from the path, lower-cased: UUIDs match whatever their case, as in Nomad.
-#[derive(Debug, serde::Deserialize)]
-#[serde(from = "String")]
-pub(super) struct NodeId(String);
-
-impl From<String> for NodeId {
-    fn from(id: String) -> Self {
-        NodeId(id.to_ascii_lowercase())
-    }
-}
 
 pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {
     let fields = |name| {
@@ -30,9 +19,7 @@ pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Resp
     };
     let resources = fields("resources")?;
     let os = fields("os")?;
-    validate_uuid_prefix(&q.prefix, "node")?;
-    let mut query = q.to_proto();
-    query.prefix = query.prefix.to_ascii_lowercase();
+    let query = q.to_proto_uuid_prefix("node")?;
     let resp = state
         .nodes()
         .list_nodes(v1::ListNodesRequest {
@@ -50,7 +37,7 @@ pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Resp
 
 pub(super) async fn read(
     State(state): State<AppState>,
-    Path(NodeId(node_id)): Path<NodeId>,
+    Path(UuidPath(node_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -73,7 +60,7 @@ pub(super) async fn read(
 
 pub(super) async fn allocations(
     State(state): State<AppState>,
-    Path(NodeId(node_id)): Path<NodeId>,
+    Path(UuidPath(node_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -154,7 +141,7 @@ fn drain_update_response(
 
 pub(super) async fn evaluate(
     State(state): State<AppState>,
-    Path(NodeId(node_id)): Path<NodeId>,
+    Path(UuidPath(node_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -171,7 +158,7 @@ pub(super) async fn evaluate(
 
 pub(super) async fn purge(
     State(state): State<AppState>,
-    Path(NodeId(node_id)): Path<NodeId>,
+    Path(UuidPath(node_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     validate_uuid(&node_id, "node")?;
@@ -193,7 +180,7 @@ pub(super) async fn purge(
 
 pub(super) async fn drain(
     State(state): State<AppState>,
-    Path(NodeId(node_id)): Path<NodeId>,
+    Path(UuidPath(node_id)): Path<UuidPath>,
     q: Query,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
@@ -234,7 +221,7 @@ pub(super) async fn drain(
 
 pub(super) async fn eligibility(
     State(state): State<AppState>,
-    Path(NodeId(path_id)): Path<NodeId>,
+    Path(UuidPath(path_id)): Path<UuidPath>,
     q: Query,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
