@@ -112,21 +112,8 @@ impl IntoResponse for JsonResponse {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(meta) = self.meta {
-            headers.insert("x-nomad-index", HeaderValue::from(meta.index));
-            headers.insert(
-                "x-nomad-knownleader",
-                HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }),
-            );
-            headers.insert(
-                "x-nomad-lastcontact",
-                HeaderValue::from(meta.last_contact_ms),
-            );
-            if !meta.next_token.is_empty()
-                && let Ok(v) = HeaderValue::from_str(&meta.next_token)
-            {
-                headers.insert("x-nomad-nexttoken", v);
-            }
+        if let Some(meta) = &self.meta {
+            set_meta_headers(headers, meta);
         } else if let Some(index) = self.index_only {
             headers.insert("x-nomad-index", HeaderValue::from(index));
         }

@@ -16,18 +16,7 @@ impl Document for Job {
         job_key(&self.namespace, &self.id)
     }
 
-    fn create_index(&self) -> u64 {
-        self.create_index
-    }
-
-    fn modify_index(&self) -> u64 {
-        self.modify_index
-    }
-
-    fn set_indexes(&mut self, create_index: u64, modify_index: u64) {
-        self.create_index = create_index;
-        self.modify_index = modify_index;
-    }
+    crate::table::index_fields!();
 
     fn columns(&self) -> Vec<String> {
         vec![self.namespace.clone(), self.id.clone(), self.status.clone()]

@@ -11,18 +11,7 @@ impl Document for Node {
         self.id.clone()
     }
 
-    fn create_index(&self) -> u64 {
-        self.create_index
-    }
-
-    fn modify_index(&self) -> u64 {
-        self.modify_index
-    }
-
-    fn set_indexes(&mut self, create_index: u64, modify_index: u64) {
-        self.create_index = create_index;
-        self.modify_index = modify_index;
-    }
+    crate::table::index_fields!();
 
     fn columns(&self) -> Vec<String> {
         vec![

@@ -43,6 +43,26 @@ impl TableId {
     }
 }
 
+/// The three index accessors of a [`Document`] whose type has `create_index` and
+/// `modify_index` fields (every Nomad object does).
+macro_rules! index_fields {
+    () => {
+        fn create_index(&self) -> u64 {
+            self.create_index
+        }
+
+        fn modify_index(&self) -> u64 {
+            self.modify_index
+        }
+
+        fn set_indexes(&mut self, create_index: u64, modify_index: u64) {
+            self.create_index = create_index;
+            self.modify_index = modify_index;
+        }
+    };
+}
+pub(crate) use index_fields;
+
 /// An object stored in a table.
 pub trait Document: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const TABLE: TableId;
