@@ -177,7 +177,7 @@ impl evals_server::Evals for EvalsService {
                 for (_, row) in snap.allocs().iter() {
                     if row.value.eval_id == req.eval_id {
                         out.push(serde_json::to_vec(
-                            &row.value.stub(AllocStubFields::default()),
+                            &row.value.stub(AllocStubFields::default(), None),
                         ));
                     }
                 }

@@ -98,6 +98,11 @@ pub struct Allocation {
     pub job: Option<Job>,
     #[serde(rename = "JobID")]
     pub job_id: String,
+    /// The version of the job this allocation runs. Not on the wire: the state keeps
+    /// allocations without their `Job` (one copy per job version, not per allocation) and
+    /// attaches it when an allocation is shown.
+    #[serde(skip)]
+    pub job_version: u64,
     pub metrics: Option<AllocMetric>,
     pub modify_index: u64,
     /// Unix nanoseconds.
@@ -448,12 +453,14 @@ pub struct GenericResponse {
 
 impl Allocation {
     /// The list stub GET /v1/allocations returns, with the optional parts `fields` asks for.
-    pub fn stub(&self, fields: AllocStubFields) -> AllocListStub {
+    /// `job` is the allocation's job when `self.job` is not attached.
+    pub fn stub(&self, fields: AllocStubFields, job: Option<&Job>) -> AllocListStub {
         let (job_type, job_version) = self
             .job
             .as_ref()
+            .or(job)
             .map(|j| (j.r#type.clone(), j.version))
-            .unwrap_or_default();
+            .unwrap_or_else(|| (String::new(), self.job_version));
         AllocListStub {
             allocated_resources: if fields.resources {
                 self.allocated_resources.clone()
@@ -667,17 +674,20 @@ mod tests {
     #[test]
     fn stub_copies_job_type_and_version_and_selects_fields() {
         let a = alloc();
-        let s = a.stub(AllocStubFields::default());
+        let s = a.stub(AllocStubFields::default(), None);
         assert_eq!((s.job_type.as_str(), s.job_version), ("batch", 3));
         assert!(s.task_states.is_some());
         let v = serde_json::to_value(&s).unwrap();
         assert!(v.get("AllocatedResources").is_none());
         assert!(v.get("Job").is_none());
 
-        let s = a.stub(AllocStubFields {
-            resources: true,
-            task_states: false,
-        });
+        let s = a.stub(
+            AllocStubFields {
+                resources: true,
+                task_states: false,
+            },
+            None,
+        );
         let v = serde_json::to_value(&s).unwrap();
         assert!(v.get("AllocatedResources").is_some());
         assert_eq!(v["TaskStates"], serde_json::Value::Null);

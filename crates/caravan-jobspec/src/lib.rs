@@ -1,0 +1,1 @@
+//! caravan-jobspec: HCL2 jobspecs to the Nomad JSON Job.

@@ -1,0 +1,1 @@
+//! caravan-scheduler: pure placement logic over a read-only `State` and a `Planner`.
