@@ -1,8 +1,11 @@
-//! The evaluations table.
+//! The evaluations table, indexed by job.
 
 use caravan_structs::Evaluation;
 
+use crate::jobs::job_key;
 use crate::table::{Document, TableId};
+
+pub(crate) const BY_JOB: usize = 0;
 
 impl Document for Evaluation {
     const TABLE: TableId = TableId::Evals;
@@ -19,5 +22,9 @@ impl Document for Evaluation {
             self.job_id.clone(),
             self.status.clone(),
         ]
+    }
+
+    fn index_values(&self) -> Vec<String> {
+        vec![job_key(&self.namespace, &self.job_id)]
     }
 }

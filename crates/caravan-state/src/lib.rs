@@ -19,6 +19,7 @@
 
 mod allocs;
 mod backend;
+mod deployments;
 mod error;
 mod evals;
 mod jobs;
@@ -30,6 +31,7 @@ mod txn;
 mod watch;
 
 pub use error::StateError;
+pub use jobs::{JobVersion, job_key, job_version_key};
 pub use snapshot::{HasTable, Snapshot};
 pub use store::{Store, Written};
 pub use table::{Document, Row, Table, TableId};

@@ -1,17 +1,23 @@
 //! A consistent, immutable view of the whole state at one index. Cloning is cheap (persistent
 //! maps), so every read and every write transaction works on its own snapshot.
 
-use caravan_structs::{Allocation, Evaluation, Job, Node};
+use std::sync::Arc;
 
-use crate::table::{Document, Table};
+use caravan_structs::{Allocation, Deployment, Evaluation, Job, Node};
+
+use crate::jobs::{JobVersion, job_key, job_version_key};
+use crate::table::{Document, Row, Table};
+use crate::{allocs, deployments, evals};
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub(crate) index: u64,
     pub(crate) nodes: Table<Node>,
     pub(crate) jobs: Table<Job>,
+    pub(crate) job_versions: Table<JobVersion>,
     pub(crate) evals: Table<Evaluation>,
     pub(crate) allocs: Table<Allocation>,
+    pub(crate) deployments: Table<Deployment>,
 }
 
 impl Snapshot {
@@ -28,12 +34,90 @@ impl Snapshot {
         &self.jobs
     }
 
+    pub fn job_versions(&self) -> &Table<JobVersion> {
+        &self.job_versions
+    }
+
     pub fn evals(&self) -> &Table<Evaluation> {
         &self.evals
     }
 
     pub fn allocs(&self) -> &Table<Allocation> {
         &self.allocs
+    }
+
+    pub fn deployments(&self) -> &Table<Deployment> {
+        &self.deployments
+    }
+
+    /// The current version of a job.
+    pub fn job(&self, namespace: &str, id: &str) -> Option<&Arc<Row<Job>>> {
+        self.jobs.get(&job_key(namespace, id))
+    }
+
+    /// One tracked version of a job.
+    pub fn job_version(&self, namespace: &str, id: &str, version: u64) -> Option<&Job> {
+        self.job_versions
+            .get(&job_version_key(namespace, id, version))
+            .map(|row| &row.value.0)
+    }
+
+    /// Every tracked version of a job, oldest first.
+    pub fn versions_of_job<'a>(
+        &'a self,
+        namespace: &str,
+        id: &str,
+    ) -> impl DoubleEndedIterator<Item = &'a Arc<Row<JobVersion>>> + use<'a> {
+        self.job_versions
+            .by(JobVersion::BY_JOB, &job_key(namespace, id))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// The allocations placed on a node, terminal ones included.
+    pub fn allocs_by_node<'a>(
+        &'a self,
+        node_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<Allocation>>> + use<'a> {
+        self.allocs.by(allocs::BY_NODE, node_id)
+    }
+
+    /// The allocations of a job, terminal ones included.
+    pub fn allocs_by_job<'a>(
+        &'a self,
+        namespace: &str,
+        job_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<Allocation>>> + use<'a> {
+        self.allocs.by(allocs::BY_JOB, &job_key(namespace, job_id))
+    }
+
+    /// The evaluations of a job.
+    pub fn evals_by_job<'a>(
+        &'a self,
+        namespace: &str,
+        job_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<Evaluation>>> + use<'a> {
+        self.evals.by(evals::BY_JOB, &job_key(namespace, job_id))
+    }
+
+    /// The deployments of a job.
+    pub fn deployments_by_job<'a>(
+        &'a self,
+        namespace: &str,
+        job_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<Deployment>>> + use<'a> {
+        self.deployments
+            .by(deployments::BY_JOB, &job_key(namespace, job_id))
+    }
+
+    /// The newest deployment of a job (highest create index).
+    pub fn latest_deployment(
+        &self,
+        namespace: &str,
+        job_id: &str,
+    ) -> Option<&Arc<Row<Deployment>>> {
+        self.deployments_by_job(namespace, job_id)
+            .max_by_key(|row| row.value.create_index)
     }
 }
 
@@ -58,5 +142,7 @@ macro_rules! has_table {
 
 has_table!(Node, nodes);
 has_table!(Job, jobs);
+has_table!(JobVersion, job_versions);
 has_table!(Evaluation, evals);
 has_table!(Allocation, allocs);
+has_table!(Deployment, deployments);

@@ -172,7 +172,7 @@ impl Store {
 fn decode_table<T: Document>(loaded: &mut Loaded, index: u64) -> Result<Table<T>, StateError> {
     let mut rows = OrdMap::new();
     for (key, doc) in loaded.rows.remove(&T::TABLE).unwrap_or_default() {
-        let value: T = serde_json::from_str(&doc).map_err(|source| StateError::Decode {
+        let value = T::decode(&doc).map_err(|source| StateError::Decode {
             table: T::TABLE.name(),
             key: key.clone(),
             source,
@@ -187,14 +187,18 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
     let idx = |t: TableId, l: &Loaded| l.table_indexes.get(&t).copied().unwrap_or(0);
     let nodes_idx = idx(TableId::Nodes, &loaded);
     let jobs_idx = idx(TableId::Jobs, &loaded);
+    let versions_idx = idx(TableId::JobVersions, &loaded);
     let evals_idx = idx(TableId::Evals, &loaded);
     let allocs_idx = idx(TableId::Allocs, &loaded);
+    let deployments_idx = idx(TableId::Deployments, &loaded);
     Ok(Snapshot {
         index: loaded.current_index,
         nodes: decode_table(&mut loaded, nodes_idx)?,
         jobs: decode_table(&mut loaded, jobs_idx)?,
+        job_versions: decode_table(&mut loaded, versions_idx)?,
         evals: decode_table(&mut loaded, evals_idx)?,
         allocs: decode_table(&mut loaded, allocs_idx)?,
+        deployments: decode_table(&mut loaded, deployments_idx)?,
     })
 }
 

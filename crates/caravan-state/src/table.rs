@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The tables of the state, one per noun. The name is also the SQL table name.
@@ -11,24 +11,30 @@ use serde::{Serialize, de::DeserializeOwned};
 pub enum TableId {
     Nodes,
     Jobs,
+    JobVersions,
     Evals,
     Allocs,
+    Deployments,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 4] = [
+    pub const ALL: [TableId; 6] = [
         TableId::Nodes,
         TableId::Jobs,
+        TableId::JobVersions,
         TableId::Evals,
         TableId::Allocs,
+        TableId::Deployments,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             TableId::Nodes => "nodes",
             TableId::Jobs => "jobs",
+            TableId::JobVersions => "job_versions",
             TableId::Evals => "evals",
             TableId::Allocs => "allocs",
+            TableId::Deployments => "deployments",
         }
     }
 
@@ -37,8 +43,10 @@ impl TableId {
         match self {
             TableId::Nodes => &["name", "datacenter", "status"],
             TableId::Jobs => &["namespace", "id", "status"],
+            TableId::JobVersions => &["namespace", "job_id", "version"],
             TableId::Evals => &["namespace", "job_id", "status"],
             TableId::Allocs => &["namespace", "job_id", "node_id", "client_status"],
+            TableId::Deployments => &["namespace", "job_id", "status"],
         }
     }
 }
@@ -77,13 +85,28 @@ pub trait Document: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
     fn api_view(&self) -> Option<Self> {
         None
     }
+    /// Secondary indexes: each entry of `index_values` (one per index, in a fixed order) maps
+    /// to the keys of the rows holding that value. Empty: no secondary index.
+    fn index_values(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Brings the value to the form the state keeps (an allocation drops its `Job`).
+    fn normalize(&mut self) {}
+    /// The stored document. Differs from the wire JSON only where state keeps something the
+    /// wire does not (an allocation's job version).
+    fn encode(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+    fn decode(doc: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(doc)
+    }
 }
 
 /// A stored version of an object, with its JSON encodings made once.
 #[derive(Debug)]
 pub struct Row<T> {
     pub value: T,
-    /// Canonical Nomad JSON of `value`, as stored.
+    /// Canonical Nomad JSON of `value`, as stored (`Document::encode`).
     pub json: Arc<str>,
     /// JSON of `Document::api_view`, when there is one.
     api_json: Option<Arc<str>>,
@@ -91,7 +114,7 @@ pub struct Row<T> {
 
 impl<T: Document> Row<T> {
     pub fn new(value: T) -> Result<Row<T>, serde_json::Error> {
-        let json: Arc<str> = serde_json::to_string(&value)?.into();
+        let json: Arc<str> = value.encode()?.into();
         let api_json = match value.api_view() {
             Some(view) => Some(serde_json::to_string(&view)?.into()),
             None => None,
@@ -109,10 +132,12 @@ impl<T: Document> Row<T> {
     }
 }
 
-/// Rows of one table plus the index of the table's last change.
+/// Rows of one table, its secondary indexes and the index of the table's last change.
 #[derive(Debug)]
 pub struct Table<T> {
     rows: OrdMap<String, Arc<Row<T>>>,
+    /// Per secondary index: value → keys of the rows holding it.
+    secondary: Vec<OrdMap<String, OrdSet<String>>>,
     index: u64,
 }
 
@@ -120,6 +145,7 @@ impl<T> Clone for Table<T> {
     fn clone(&self) -> Self {
         Table {
             rows: self.rows.clone(),
+            secondary: self.secondary.clone(),
             index: self.index,
         }
     }
@@ -129,6 +155,7 @@ impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
             rows: OrdMap::new(),
+            secondary: Vec::new(),
             index: 0,
         }
     }
@@ -136,7 +163,64 @@ impl<T> Default for Table<T> {
 
 impl<T: Document> Table<T> {
     pub(crate) fn from_rows(rows: OrdMap<String, Arc<Row<T>>>, index: u64) -> Self {
-        Table { rows, index }
+        let mut table = Table {
+            rows: OrdMap::new(),
+            secondary: Vec::new(),
+            index,
+        };
+        for (key, row) in rows {
+            table.index_row(&key, &row.value);
+            table.rows.insert(key, row);
+        }
+        table
+    }
+
+    fn index_row(&mut self, key: &str, value: &T) {
+        for (i, v) in value.index_values().into_iter().enumerate() {
+            if self.secondary.len() <= i {
+                self.secondary.resize_with(i + 1, OrdMap::new);
+            }
+            self.secondary[i]
+                .entry(v)
+                .or_default()
+                .insert(key.to_owned());
+        }
+    }
+
+    fn unindex_row(&mut self, key: &str, value: &T) {
+        for (i, v) in value.index_values().into_iter().enumerate() {
+            let Some(index) = self.secondary.get_mut(i) else {
+                continue;
+            };
+            if let Some(keys) = index.get_mut(&v) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    index.remove(&v);
+                }
+            }
+        }
+    }
+
+    /// Rows whose secondary index `index` holds `value`, in key order.
+    pub fn by<'a>(
+        &'a self,
+        index: usize,
+        value: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<T>>> + use<'a, T> {
+        self.secondary
+            .get(index)
+            .and_then(|idx| idx.get(value))
+            .into_iter()
+            .flat_map(|keys| keys.iter())
+            .filter_map(|key| self.rows.get(key))
+    }
+
+    /// The distinct values of secondary index `index`, ascending.
+    pub fn index_keys(&self, index: usize) -> impl Iterator<Item = &String> {
+        self.secondary
+            .get(index)
+            .into_iter()
+            .flat_map(|idx| idx.keys())
     }
 
     pub fn get(&self, key: &str) -> Option<&Arc<Row<T>>> {
@@ -178,13 +262,18 @@ impl<T: Document> Table<T> {
     }
 
     pub(crate) fn insert(&mut self, key: String, row: Arc<Row<T>>, index: u64) {
+        if let Some(old) = self.rows.get(&key).cloned() {
+            self.unindex_row(&key, &old.value);
+        }
+        self.index_row(&key, &row.value);
         self.rows.insert(key, row);
         self.index = index;
     }
 
     pub(crate) fn remove(&mut self, key: &str, index: u64) -> Option<Arc<Row<T>>> {
         let removed = self.rows.remove(key);
-        if removed.is_some() {
+        if let Some(old) = &removed {
+            self.unindex_row(key, &old.value);
             self.index = index;
         }
         removed

@@ -51,6 +51,7 @@ impl Txn<'_> {
     where
         Snapshot: HasTable<T>,
     {
+        value.normalize();
         let key = value.key();
         let create_index = HasTable::<T>::table(&*self.snap)
             .get(&key)

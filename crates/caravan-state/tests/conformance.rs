@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use caravan_state::JobVersion;
 use caravan_state::{StateError, Store, TableId, WatchKey};
-use caravan_structs::{Evaluation, Node};
+use caravan_structs::{Allocation, Evaluation, Job, Node};
 use caravan_test_utils::TestDatabase;
 
 /// A backend under test; keeps what the database needs alive.
@@ -65,6 +66,7 @@ conformance!(
     change_log_records_every_change,
     a_deposed_leader_cannot_commit,
     one_row_written_many_times_in_a_batch,
+    secondary_indexes_follow_writes_and_reopen,
 );
 
 fn node(id: u32) -> Node {
@@ -530,5 +532,81 @@ async fn one_row_written_many_times_in_a_batch(b: &Backend) -> anyhow::Result<()
         Some("down")
     );
     assert!(after.nodes().get(&node(3).id).is_none());
+    Ok(())
+}
+
+fn alloc(id: &str, node_id: &str, job_id: &str) -> Allocation {
+    Allocation {
+        id: id.to_owned(),
+        namespace: "default".to_owned(),
+        node_id: node_id.to_owned(),
+        job_id: job_id.to_owned(),
+        ..Allocation::default()
+    }
+}
+
+/// Allocations by node and by job, versions by job: the secondary indexes move with updates
+/// and deletes, and are rebuilt on reload; an allocation keeps its job version but not its Job.
+async fn secondary_indexes_follow_writes_and_reopen(b: &Backend) -> anyhow::Result<()> {
+    let store = Store::open(&b.url()).await?;
+    store
+        .write(|txn| -> Result<(), StateError> {
+            for v in 0..3 {
+                txn.put(JobVersion(Job {
+                    id: "web".to_owned(),
+                    namespace: "default".to_owned(),
+                    version: v,
+                    ..Job::default()
+                }))?;
+            }
+            // A job whose ID extends the other's must not mix with it.
+            txn.put(JobVersion(Job {
+                id: "web/child".to_owned(),
+                namespace: "default".to_owned(),
+                ..Job::default()
+            }))?;
+            let mut a = alloc("a1", "n1", "web");
+            a.job = Some(Job {
+                version: 2,
+                ..Job::default()
+            });
+            txn.put(a)?;
+            txn.put(alloc("a2", "n1", "web"))?;
+            txn.put(alloc("a3", "n2", "other"))?;
+            Ok(())
+        })
+        .await?;
+    store
+        .write(|txn| -> Result<(), StateError> {
+            txn.put(alloc("a2", "n2", "web"))?;
+            txn.delete::<Allocation>("a3");
+            Ok(())
+        })
+        .await?;
+    let check = |snap: &caravan_state::Snapshot| {
+        let ids = |it: Vec<&Arc<caravan_state::Row<Allocation>>>| {
+            it.iter().map(|r| r.value.id.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(snap.allocs_by_node("n1").collect()), ["a1"]);
+        assert_eq!(ids(snap.allocs_by_node("n2").collect()), ["a2"]);
+        assert_eq!(
+            ids(snap.allocs_by_job("default", "web").collect()),
+            ["a1", "a2"]
+        );
+        assert_eq!(snap.allocs_by_job("default", "other").count(), 0);
+        let a1 = &snap.allocs().get("a1").expect("a1").value;
+        assert_eq!(a1.job_version, 2);
+        assert!(a1.job.is_none(), "allocations are kept without their Job");
+        let versions: Vec<u64> = snap
+            .versions_of_job("default", "web")
+            .map(|r| r.value.0.version)
+            .collect();
+        assert_eq!(versions, [0, 1, 2]);
+        assert!(snap.job_version("default", "web/child", 0).is_some());
+    };
+    check(&store.snapshot());
+    drop(store);
+    let store = reopen(b).await?;
+    check(&store.snapshot());
     Ok(())
 }

@@ -1,0 +1,30 @@
+//! The deployments table, indexed by job.
+
+use caravan_structs::Deployment;
+
+use crate::jobs::job_key;
+use crate::table::{Document, TableId};
+
+pub(crate) const BY_JOB: usize = 0;
+
+impl Document for Deployment {
+    const TABLE: TableId = TableId::Deployments;
+
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+
+    crate::table::index_fields!();
+
+    fn columns(&self) -> Vec<String> {
+        vec![
+            self.namespace.clone(),
+            self.job_id.clone(),
+            self.status.clone(),
+        ]
+    }
+
+    fn index_values(&self) -> Vec<String> {
+        vec![job_key(&self.namespace, &self.job_id)]
+    }
+}
