@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, OptionalFromRequest, Request};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -16,37 +16,58 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_)
-                if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                ApiError::new(
-                    caravan_proto::ErrorCode::PayloadTooLarge,
-                    "Request body is larger than the configured limit",
-                )
-            }
-            other => ApiError::new(
-                if other.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                    caravan_proto::ErrorCode::PayloadTooLarge
-                } else {
-                    caravan_proto::ErrorCode::BadRequest
-                },
-                other.body_text(),
-            ),
-        })?;
+        let bytes = body_bytes(req, state).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request("Request body is empty"));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(other) => Err(ApiError::bad_request(format!(
-                "Request body must be a JSON object, not {}",
-                json_kind(&other)
-            ))),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "Request body is not valid JSON: {e}"
-            ))),
+        parse_object(&bytes)
+    }
+}
+
+/// An optional body: empty means `None` (endpoints whose body Nomad reads only when sent).
+impl<S: Send + Sync> OptionalFromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(None);
         }
+        parse_object(&bytes).map(Some)
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_)
+            if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(
+                caravan_proto::ErrorCode::PayloadTooLarge,
+                "Request body is larger than the configured limit",
+            )
+        }
+        other => ApiError::new(
+            if other.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                caravan_proto::ErrorCode::PayloadTooLarge
+            } else {
+                caravan_proto::ErrorCode::BadRequest
+            },
+            other.body_text(),
+        ),
+    })
+}
+
+fn parse_object(bytes: &[u8]) -> Result<JsonObject, ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(JsonObject(map)),
+        Ok(other) => Err(ApiError::bad_request(format!(
+            "Request body must be a JSON object, not {}",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "Request body is not valid JSON: {e}"
+        ))),
     }
 }
 

@@ -27,6 +27,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use caravan_proto::v1::evals_client::EvalsClient;
+use caravan_proto::v1::jobs_client::JobsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
 use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
@@ -69,6 +70,9 @@ impl Default for GatewayConfig {
 }
 
 /// What every handler gets: gRPC clients and the configuration. Clones share the channels.
+/// Largest gRPC message taken from or sent to the server (big job and allocation lists).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct AppState {
     channel: Channel,
@@ -89,6 +93,12 @@ impl AppState {
 
     pub fn evals(&self) -> EvalsClient<Channel> {
         EvalsClient::new(self.channel.clone())
+    }
+
+    pub fn jobs(&self) -> JobsClient<Channel> {
+        JobsClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn status(&self) -> StatusClient<Channel> {

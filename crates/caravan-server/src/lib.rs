@@ -6,6 +6,7 @@
 //! - [`nodes`]: the Nodes service and the node rules (registration, heartbeats, eligibility,
 //!   drain, purge, node evaluations).
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
+//! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod evals;
 pub mod heartbeat;
+pub mod jobs;
 pub mod nodes;
 pub mod paginate;
 pub mod query;
@@ -28,6 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use caravan_proto::v1::evals_server::EvalsServer;
+use caravan_proto::v1::jobs_server::JobsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
 use caravan_proto::v1::status_server::StatusServer;
 use caravan_state::Store;
@@ -83,9 +86,13 @@ impl Server {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let evals = EvalsServer::new(evals::EvalsService::new(self.clone()))
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let jobs = JobsServer::new(jobs::JobsService::new(self.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let status = StatusServer::new(status::StatusService::new(self.clone()));
         tonic::service::Routes::new(nodes)
             .add_service(evals)
+            .add_service(jobs)
             .add_service(status)
     }
 

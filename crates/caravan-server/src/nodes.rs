@@ -40,18 +40,18 @@ pub const TRIGGER_NODE_UPDATE: &str = "node-update";
 /// Filters on nodes see a Node's maps as maps and everything else as structs.
 static NODE_SCHEMA: caravan_filter::MapPaths = caravan_filter::MapPaths(Node::MAP_PATHS);
 
-fn now() -> Time {
+pub(crate) fn now() -> Time {
     Time::from_system_time(SystemTime::now())
 }
 
-fn unix_secs() -> i64 {
+pub(crate) fn unix_secs() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-fn unix_nanos() -> i64 {
+pub(crate) fn unix_nanos() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)

@@ -3,6 +3,7 @@
 
 mod agent;
 mod evals;
+mod jobs;
 mod nodes;
 mod status;
 
@@ -26,6 +27,7 @@ pub struct RouteSpec {
 
 const GET: &[Method] = &[Method::GET];
 const PUT_POST: &[Method] = &[Method::PUT, Method::POST];
+const DELETE: &[Method] = &[Method::DELETE];
 
 struct RouteTable {
     router: Router<AppState>,
@@ -131,6 +133,85 @@ fn table() -> RouteTable {
             Namespace("read-job"),
             handler!(GET, evals::allocations),
         )
+        // Jobs.
+        .route(
+            GET,
+            "/v1/jobs",
+            Namespace("list-jobs"),
+            handler!(GET, jobs::list),
+        )
+        .route(
+            PUT_POST,
+            "/v1/jobs",
+            Namespace("submit-job"),
+            handler!(PUT_POST, jobs::register),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}",
+            Namespace("read-job"),
+            handler!(GET, jobs::read),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}",
+            Namespace("submit-job"),
+            handler!(PUT_POST, jobs::register_at),
+        )
+        .route(
+            DELETE,
+            "/v1/job/{job_id}",
+            Namespace("submit-job"),
+            handler!(DELETE, jobs::deregister),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}/summary",
+            Namespace("read-job"),
+            handler!(GET, jobs::summary),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}/versions",
+            Namespace("read-job"),
+            handler!(GET, jobs::versions),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}/allocations",
+            Namespace("read-job"),
+            handler!(GET, jobs::allocations),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}/evaluations",
+            Namespace("read-job"),
+            handler!(GET, jobs::evaluations),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}/deployments",
+            Namespace("read-job"),
+            handler!(GET, jobs::deployments),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}/deployment",
+            Namespace("read-job"),
+            handler!(GET, jobs::latest_deployment),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}/evaluate",
+            Namespace("read-job"),
+            handler!(PUT_POST, jobs::evaluate),
+        )
+        .route(
+            PUT_POST,
+            "/v1/validate/job",
+            Namespace("read-job"),
+            handler!(PUT_POST, jobs::validate),
+        )
         // What clients probe first.
         .route(
             GET,
@@ -182,7 +263,11 @@ async fn attach_capability(specs: &[RouteSpec], mut req: Request, next: Next) ->
     let capability = req
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|p| specs.iter().find(|s| s.path == p.as_str()))
+        .and_then(|p| {
+            specs
+                .iter()
+                .find(|s| s.path == p.as_str() && s.methods.contains(req.method()))
+        })
         .map(|s| s.capability);
     if let Some(cap) = capability {
         req.extensions_mut().insert(RequiredCapability(cap));
@@ -233,9 +318,18 @@ mod tests {
                 Capability::NodeWrite
             );
         }
-        let mut paths: Vec<_> = specs.iter().map(|s| s.path).collect();
-        paths.sort();
-        paths.dedup();
-        assert_eq!(paths.len(), specs.len(), "a path is declared twice");
+        assert_eq!(cap("/v1/jobs"), Capability::Namespace("list-jobs"));
+        let mut routes: Vec<_> = specs
+            .iter()
+            .flat_map(|s| s.methods.iter().map(move |m| (s.path, m.as_str())))
+            .collect();
+        let declared = routes.len();
+        routes.sort();
+        routes.dedup();
+        assert_eq!(
+            routes.len(),
+            declared,
+            "a path and method are declared twice"
+        );
     }
 }

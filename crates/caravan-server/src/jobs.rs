@@ -1,0 +1,757 @@
+//! The Jobs service and the job rules: registration (canonicalize, validate, check-and-set on
+//! the job modify index, a new version when the spec changed, the evaluation), reads (list,
+//! job, versions, summary, allocations, evaluations, deployments), stop and purge, forced
+//! evaluation. Also the derived job status and summary, which every write that touches a
+//! job's allocations or evaluations keeps current.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use caravan_proto::v1::{self, jobs_server};
+use caravan_state::{Row, Snapshot, Store, TableId, Txn, WatchKey, job_key};
+use caravan_structs::{
+    AllocStubFields, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING, Job,
+    JobSummary, TaskGroupSummary, default_missing_group_counts, eval_trigger, format_multierror,
+};
+use serde::Serialize;
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+
+use crate::Server;
+use crate::error::ServerError;
+use crate::nodes::unix_nanos;
+use crate::paginate::Pager;
+use crate::query::{query_meta, wait_of};
+
+/// How many versions of a job are kept (Nomad's `JobTrackedVersions`).
+pub const JOB_TRACKED_VERSIONS: usize = 6;
+
+/// Filters on jobs: every object reads as a map (an unknown field is missing, not an error).
+static JOB_SCHEMA: caravan_filter::AllMaps = caravan_filter::AllMaps;
+
+fn namespace_of(ns: &str) -> &str {
+    if ns.is_empty() { "default" } else { ns }
+}
+
+fn in_namespace(ns_of_row: &str, wanted: &str) -> bool {
+    wanted == "*" || ns_of_row == wanted
+}
+
+/// Decodes the `Job` of a request body as Nomad's API would, then fills its defaults. A job
+/// that names no namespace runs in `namespace`, the request's.
+pub fn decode_job(job_json: &[u8], namespace: &str) -> Result<Job, ServerError> {
+    let mut value: Value = serde_json::from_slice(job_json)
+        .map_err(|e| ServerError::BadRequest(format!("failed to decode job: {e}")))?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err(ServerError::BadRequest("Job must be specified".to_owned()));
+    };
+    if obj
+        .get("Namespace")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        obj.insert("Namespace".to_owned(), Value::from(namespace_of(namespace)));
+    }
+    default_missing_group_counts(&mut value);
+    let mut job: Job = serde_json::from_value(value)
+        .map_err(|e| ServerError::BadRequest(format!("failed to decode job: {e}")))?;
+    job.canonicalize();
+    Ok(job)
+}
+
+/// The fields of a job that are bookkeeping, not spec: a register that differs only in these
+/// makes no new version.
+fn spec_of(job: &Job) -> Job {
+    let mut spec = job.clone();
+    spec.status = String::new();
+    spec.status_description = String::new();
+    spec.stable = false;
+    spec.version = 0;
+    spec.create_index = 0;
+    spec.modify_index = 0;
+    spec.job_modify_index = 0;
+    spec.submit_time = 0;
+    spec
+}
+
+/// A job's status as Nomad derives it from its allocations and evaluations.
+pub fn derive_job_status(snap: &Snapshot, job: &Job) -> &'static str {
+    if job.is_parameterized() || job.is_periodic() {
+        return if job.stop {
+            JOB_STATUS_DEAD
+        } else {
+            JOB_STATUS_RUNNING
+        };
+    }
+    let mut any_alloc = false;
+    for row in snap.allocs_by_job(&job.namespace, &job.id) {
+        any_alloc = true;
+        if !row.value.terminal_status() {
+            return JOB_STATUS_RUNNING;
+        }
+    }
+    let mut any_eval = false;
+    for row in snap.evals_by_job(&job.namespace, &job.id) {
+        any_eval = true;
+        if !row.value.terminal_status() {
+            return JOB_STATUS_PENDING;
+        }
+    }
+    if any_alloc || any_eval || job.stop {
+        JOB_STATUS_DEAD
+    } else {
+        JOB_STATUS_PENDING
+    }
+}
+
+/// Re-derives the status of the job `namespace/id` and stores it when it changed.
+pub fn refresh_job_status(txn: &mut Txn<'_>, namespace: &str, id: &str) -> Result<(), ServerError> {
+    let Some(row) = txn.snapshot().job(namespace, id).cloned() else {
+        return Ok(());
+    };
+    let status = derive_job_status(txn.snapshot(), &row.value);
+    if row.value.status != status {
+        let mut job = row.value.clone();
+        job.status = status.to_owned();
+        txn.put(job)?;
+    }
+    Ok(())
+}
+
+/// A job's summary: allocations of each group by client status, and what its latest
+/// evaluation could not place.
+pub fn job_summary(snap: &Snapshot, job: &Job) -> JobSummary {
+    let mut groups: BTreeMap<String, TaskGroupSummary> = job
+        .task_groups
+        .iter()
+        .flatten()
+        .map(|tg| (tg.name.clone(), TaskGroupSummary::default()))
+        .collect();
+    let mut modify_index = job.create_index;
+    for row in snap.allocs_by_job(&job.namespace, &job.id) {
+        let alloc = &row.value;
+        // Allocations of an earlier job with the same ID are not this job's.
+        if alloc.create_index < job.create_index {
+            continue;
+        }
+        modify_index = modify_index.max(alloc.modify_index);
+        let Some(s) = groups.get_mut(&alloc.task_group) else {
+            continue;
+        };
+        match alloc.client_status.as_str() {
+            "pending" => s.starting += 1,
+            "running" => s.running += 1,
+            "complete" => s.complete += 1,
+            "failed" => s.failed += 1,
+            "lost" => s.lost += 1,
+            "unknown" => s.unknown += 1,
+            _ => {}
+        }
+    }
+    // Queued: what the newest evaluation that reported it could not place yet.
+    let latest = snap
+        .evals_by_job(&job.namespace, &job.id)
+        .filter(|row| row.value.create_index >= job.create_index)
+        .filter(|row| row.value.queued_allocations.is_some())
+        .max_by_key(|row| row.value.modify_index);
+    if let Some(row) = latest {
+        modify_index = modify_index.max(row.value.modify_index);
+        for (group, queued) in row.value.queued_allocations.iter().flatten() {
+            if let Some(s) = groups.get_mut(group) {
+                s.queued = *queued;
+            }
+        }
+    }
+    JobSummary {
+        children: if job.is_parameterized() || job.is_periodic() {
+            Some(Default::default())
+        } else {
+            None
+        },
+        create_index: job.create_index,
+        job_id: job.id.clone(),
+        modify_index,
+        namespace: job.namespace.clone(),
+        summary: Some(groups),
+    }
+}
+
+/// The evaluation a job change asks for; `None` for periodic and parameterized jobs, which
+/// only their children run.
+pub fn job_eval(job: &Job, triggered_by: &str, priority: Option<i64>) -> Option<Evaluation> {
+    if job.is_periodic() || job.is_parameterized() {
+        return None;
+    }
+    let now = unix_nanos();
+    Some(Evaluation {
+        id: uuid::Uuid::new_v4().to_string(),
+        namespace: job.namespace.clone(),
+        priority: priority.filter(|p| *p > 0).unwrap_or(job.priority),
+        r#type: job.r#type.clone(),
+        triggered_by: triggered_by.to_owned(),
+        job_id: job.id.clone(),
+        job_modify_index: job.job_modify_index,
+        status: "pending".to_owned(),
+        create_time: now,
+        modify_time: now,
+        ..Evaluation::default()
+    })
+}
+
+/// Stores a new version of `job` (or the same version when only bookkeeping changed) and
+/// drops the versions past the tracked window.
+fn upsert_job(txn: &mut Txn<'_>, mut job: Job, existing: Option<&Job>) -> Result<Job, ServerError> {
+    let index = txn.index();
+    match existing {
+        Some(old) => {
+            job.create_index = old.create_index;
+            job.version = old.version + 1;
+            job.stable = false;
+        }
+        None => {
+            job.create_index = index;
+            job.version = 0;
+        }
+    }
+    job.modify_index = index;
+    job.job_modify_index = index;
+    job.submit_time = unix_nanos();
+    job.status = JOB_STATUS_PENDING.to_owned();
+    txn.put(job.clone())?;
+    txn.put(caravan_state::JobVersion(job.clone()))?;
+    let versions: Vec<String> = txn
+        .snapshot()
+        .versions_of_job(&job.namespace, &job.id)
+        .rev()
+        .skip(JOB_TRACKED_VERSIONS)
+        .map(|row| {
+            caravan_state::job_version_key(
+                &row.value.0.namespace,
+                &row.value.0.id,
+                row.value.0.version,
+            )
+        })
+        .collect();
+    for key in versions {
+        txn.delete::<caravan_state::JobVersion>(&key);
+    }
+    Ok(job)
+}
+
+/// The outcome of a job write, before it has an index.
+struct JobWrite {
+    eval_id: String,
+    job_modify_index: u64,
+    warnings: String,
+}
+
+fn write_response(w: JobWrite, index: u64) -> v1::JobWriteResponse {
+    v1::JobWriteResponse {
+        eval_create_index: if w.eval_id.is_empty() { 0 } else { index },
+        eval_id: w.eval_id,
+        job_modify_index: w.job_modify_index,
+        warnings: w.warnings,
+        index,
+    }
+}
+
+fn register(
+    txn: &mut Txn<'_>,
+    job: Job,
+    req: &v1::RegisterJobRequest,
+) -> Result<JobWrite, ServerError> {
+    let existing = txn
+        .snapshot()
+        .job(&job.namespace, &job.id)
+        .map(|r| r.value.clone());
+    if req.enforce_index {
+        let asked = req.job_modify_index;
+        match &existing {
+            Some(old) if asked == 0 => {
+                let _ = old;
+                return Err(ServerError::Conflict(format!(
+                    "Enforcing job modify index {asked}: job already exists"
+                )));
+            }
+            Some(old) if old.job_modify_index != asked => {
+                return Err(ServerError::Conflict(format!(
+                    "Enforcing job modify index {asked}: job exists with conflicting job modify index: {}",
+                    old.job_modify_index
+                )));
+            }
+            None if asked != 0 => {
+                return Err(ServerError::Conflict(format!(
+                    "Enforcing job modify index {asked}: job does not exist"
+                )));
+            }
+            _ => {}
+        }
+    }
+    if let Some(old) = &existing
+        && old.r#type != job.r#type
+    {
+        return Err(ServerError::BadRequest(format!(
+            "cannot update job type from {:?} to {:?}",
+            old.r#type, job.r#type
+        )));
+    }
+    let mut job = job;
+    if req.preserve_counts
+        && let Some(old) = &existing
+    {
+        for tg in job.task_groups.iter_mut().flatten() {
+            if let Some(old_tg) = old.lookup_task_group(&tg.name) {
+                tg.count = old_tg.count;
+            }
+        }
+    }
+    let changed = existing
+        .as_ref()
+        .is_none_or(|old| spec_of(old) != spec_of(&job) || old.stop != job.stop);
+    let job = if changed {
+        upsert_job(txn, job, existing.as_ref())?
+    } else {
+        existing.clone().unwrap_or(job)
+    };
+    let mut eval_id = String::new();
+    if let Some(eval) = job_eval(&job, eval_trigger::JOB_REGISTER, None) {
+        eval_id = eval.id.clone();
+        txn.put(eval)?;
+    }
+    refresh_job_status(txn, &job.namespace, &job.id)?;
+    Ok(JobWrite {
+        eval_id,
+        job_modify_index: job.job_modify_index,
+        warnings: String::new(),
+    })
+}
+
+#[derive(Clone)]
+pub struct JobsService {
+    server: Arc<Server>,
+}
+
+impl JobsService {
+    pub fn new(server: Arc<Server>) -> Self {
+        JobsService { server }
+    }
+
+    fn store(&self) -> &Store {
+        &self.server.store
+    }
+
+    /// A blocking read of one job-scoped result, woken by changes to `tables`.
+    async fn read_job<R: Send>(
+        &self,
+        req: &v1::GetJobRequest,
+        tables: &[TableId],
+        mut render: impl FnMut(&Snapshot, &Job) -> (R, u64),
+    ) -> (Option<R>, u64) {
+        let q = req.query.clone().unwrap_or_default();
+        let ns = namespace_of(&q.namespace).to_owned();
+        let mut keys = vec![WatchKey::Row(TableId::Jobs, job_key(&ns, &req.job_id))];
+        keys.extend(tables.iter().map(|t| WatchKey::Table(*t)));
+        self.store()
+            .block(q.min_index, wait_of(&q), &keys, |snap| {
+                match snap.job(&ns, &req.job_id) {
+                    Some(row) => {
+                        let (out, index) = render(snap, &row.value);
+                        let index = index.max(row.value.modify_index);
+                        ((Some(out), index), index)
+                    }
+                    None => ((None, snap.jobs().index()), snap.jobs().index()),
+                }
+            })
+            .await
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Bytes, ServerError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ServerError::Internal(format!("encoding response: {e}")))
+}
+
+fn require_job_id(id: &str) -> Result<(), ServerError> {
+    if id.is_empty() {
+        return Err(ServerError::BadRequest("Missing job ID".to_owned()));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl jobs_server::Jobs for JobsService {
+    async fn register_job(
+        &self,
+        request: Request<v1::RegisterJobRequest>,
+    ) -> Result<Response<v1::JobWriteResponse>, Status> {
+        let req = request.into_inner();
+        let ns = req
+            .write
+            .as_ref()
+            .map(|w| w.namespace.as_str())
+            .unwrap_or_default();
+        let job = decode_job(&req.job_json, ns)?;
+        if job.id.is_empty() {
+            return Err(ServerError::BadRequest("Job ID hasn't been provided".to_owned()).into());
+        }
+        if !req.path_job_id.is_empty() && req.path_job_id != job.id {
+            return Err(ServerError::BadRequest("Job ID does not match name".to_owned()).into());
+        }
+        job.validate()
+            .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        let written = self
+            .store()
+            .write(move |txn| register(txn, job, &req))
+            .await?;
+        Ok(Response::new(write_response(written.value, written.index)))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<v1::ListJobsRequest>,
+    ) -> Result<Response<v1::ListJobsResponse>, Status> {
+        let req = request.into_inner();
+        let q = req.query.unwrap_or_default();
+        let pager = Pager::new(&q, &JOB_SCHEMA)?;
+        let ns = namespace_of(&q.namespace).to_owned();
+        let keys = [
+            WatchKey::Table(TableId::Jobs),
+            WatchKey::Table(TableId::Allocs),
+            WatchKey::Table(TableId::Evals),
+        ];
+        type JobRow = Arc<Row<Job>>;
+        let (page, index) = self
+            .store()
+            .block(q.min_index, wait_of(&q), &keys, |snap| {
+                let table = snap.jobs();
+                let start = if ns == "*" {
+                    String::new()
+                } else {
+                    format!("{ns}/")
+                };
+                let mut rows: Vec<&JobRow> = table
+                    .range_from(&start)
+                    .map(|(_, r)| r)
+                    .take_while(|r| in_namespace(&r.value.namespace, &ns))
+                    .filter(|r| r.value.id.starts_with(&q.prefix))
+                    .collect();
+                if pager.reverse() {
+                    rows.reverse();
+                }
+                let page = pager.page(
+                    rows.into_iter(),
+                    |r: &&JobRow| format!("{}.{}", r.value.namespace, r.value.id),
+                    |r: &&JobRow| &r.json,
+                    |r: &&JobRow| {
+                        let mut stub = r.value.stub(Some(job_summary(snap, &r.value)));
+                        if !req.meta {
+                            stub.meta = None;
+                        }
+                        to_json(&stub)
+                    },
+                );
+                // Summaries change with allocations and evaluations.
+                let index = table
+                    .index()
+                    .max(snap.allocs().index())
+                    .max(snap.evals().index());
+                ((page, index), index)
+            })
+            .await;
+        let page = page?;
+        Ok(Response::new(v1::ListJobsResponse {
+            jobs_json: page.items,
+            meta: Some(query_meta(index, page.next_token)),
+        }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::GetJobResponse>, Status> {
+        let req = request.into_inner();
+        let (json, index) = self
+            .read_job(&req, &[], |_, job| (to_json(job), job.modify_index))
+            .await;
+        Ok(Response::new(v1::GetJobResponse {
+            json: json.transpose()?.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn get_job_versions(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::GetJobVersionsResponse>, Status> {
+        let req = request.into_inner();
+        let (versions, index) = self
+            .read_job(&req, &[TableId::JobVersions], |snap, job| {
+                let rows: Vec<Bytes> = snap
+                    .versions_of_job(&job.namespace, &job.id)
+                    .rev()
+                    .map(|row| Bytes::copy_from_slice(row.json.as_bytes()))
+                    .collect();
+                (rows, job.modify_index)
+            })
+            .await;
+        Ok(Response::new(v1::GetJobVersionsResponse {
+            found: versions.is_some(),
+            versions_json: versions.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn get_job_summary(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::GetJobResponse>, Status> {
+        let req = request.into_inner();
+        let (json, index) = self
+            .read_job(&req, &[TableId::Allocs, TableId::Evals], |snap, job| {
+                let summary = job_summary(snap, job);
+                let index = summary.modify_index;
+                (to_json(&summary), index)
+            })
+            .await;
+        Ok(Response::new(v1::GetJobResponse {
+            json: json.transpose()?.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn get_job_allocs(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::JobDocumentsResponse>, Status> {
+        let req = request.into_inner();
+        let all = req.all;
+        let (allocs, index) = self
+            .read_job(&req, &[TableId::Allocs], |snap, job| {
+                let mut out = Vec::new();
+                for row in snap.allocs_by_job(&job.namespace, &job.id) {
+                    let a = &row.value;
+                    if !all && a.create_index < job.create_index {
+                        continue;
+                    }
+                    let version = snap.job_version(&a.namespace, &a.job_id, a.job_version);
+                    out.push(to_json(&a.stub(AllocStubFields::default(), version)));
+                }
+                (out, snap.allocs().index())
+            })
+            .await;
+        let json = allocs
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(v1::JobDocumentsResponse {
+            json,
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn get_job_evals(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::JobDocumentsResponse>, Status> {
+        let req = request.into_inner();
+        let (evals, index) = self
+            .read_job(&req, &[TableId::Evals], |snap, job| {
+                let mut index = 0;
+                let mut rows: Vec<_> = snap.evals_by_job(&job.namespace, &job.id).collect();
+                rows.sort_by_key(|r| std::cmp::Reverse(r.value.create_index));
+                let out = rows
+                    .into_iter()
+                    .map(|r| {
+                        index = index.max(r.value.modify_index);
+                        Bytes::copy_from_slice(r.json.as_bytes())
+                    })
+                    .collect::<Vec<_>>();
+                (out, index)
+            })
+            .await;
+        Ok(Response::new(v1::JobDocumentsResponse {
+            json: evals.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn get_job_deployments(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::JobDocumentsResponse>, Status> {
+        let req = request.into_inner();
+        let all = req.all;
+        let (deployments, index) = self
+            .read_job(&req, &[TableId::Deployments], |snap, job| {
+                let mut index = 0;
+                let mut rows: Vec<_> = snap
+                    .deployments_by_job(&job.namespace, &job.id)
+                    .filter(|r| all || r.value.job_create_index == job.create_index)
+                    .collect();
+                rows.sort_by_key(|r| std::cmp::Reverse(r.value.create_index));
+                let out = rows
+                    .into_iter()
+                    .map(|r| {
+                        index = index.max(r.value.modify_index);
+                        Bytes::copy_from_slice(r.json.as_bytes())
+                    })
+                    .collect::<Vec<_>>();
+                (out, index)
+            })
+            .await;
+        Ok(Response::new(v1::JobDocumentsResponse {
+            json: deployments.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn deregister_job(
+        &self,
+        request: Request<v1::DeregisterJobRequest>,
+    ) -> Result<Response<v1::JobWriteResponse>, Status> {
+        let req = request.into_inner();
+        require_job_id(&req.job_id)?;
+        let ns = namespace_of(
+            &req.write
+                .as_ref()
+                .map(|w| w.namespace.clone())
+                .unwrap_or_default(),
+        )
+        .to_owned();
+        let written = self
+            .store()
+            .write(move |txn| -> Result<JobWrite, ServerError> {
+                let Some(row) = txn.snapshot().job(&ns, &req.job_id).cloned() else {
+                    return Err(ServerError::NotFound("job not found".to_owned()));
+                };
+                let job = if req.purge {
+                    let job = row.value.clone();
+                    txn.delete::<Job>(&job_key(&ns, &req.job_id));
+                    let versions: Vec<String> = txn
+                        .snapshot()
+                        .versions_of_job(&ns, &req.job_id)
+                        .map(|r| {
+                            caravan_state::job_version_key(&ns, &req.job_id, r.value.0.version)
+                        })
+                        .collect();
+                    for key in versions {
+                        txn.delete::<caravan_state::JobVersion>(&key);
+                    }
+                    job
+                } else if row.value.stop {
+                    row.value.clone()
+                } else {
+                    let mut stopped = row.value.clone();
+                    stopped.stop = true;
+                    upsert_job(txn, stopped, Some(&row.value))?
+                };
+                let mut eval_id = String::new();
+                let priority = Some(req.eval_priority);
+                if let Some(eval) = job_eval(&job, eval_trigger::JOB_DEREGISTER, priority) {
+                    eval_id = eval.id.clone();
+                    txn.put(eval)?;
+                }
+                if !req.purge {
+                    refresh_job_status(txn, &ns, &req.job_id)?;
+                }
+                Ok(JobWrite {
+                    eval_id,
+                    job_modify_index: txn.index(),
+                    warnings: String::new(),
+                })
+            })
+            .await?;
+        Ok(Response::new(write_response(written.value, written.index)))
+    }
+
+    async fn evaluate_job(
+        &self,
+        request: Request<v1::EvaluateJobRequest>,
+    ) -> Result<Response<v1::JobWriteResponse>, Status> {
+        let req = request.into_inner();
+        require_job_id(&req.job_id)?;
+        let ns = namespace_of(
+            &req.write
+                .as_ref()
+                .map(|w| w.namespace.clone())
+                .unwrap_or_default(),
+        )
+        .to_owned();
+        let written = self
+            .store()
+            .write(move |txn| -> Result<JobWrite, ServerError> {
+                let Some(row) = txn.snapshot().job(&ns, &req.job_id).cloned() else {
+                    return Err(ServerError::NotFound("job not found".to_owned()));
+                };
+                let job = &row.value;
+                if job.is_periodic() {
+                    return Err(ServerError::BadRequest(
+                        "can't evaluate periodic job".to_owned(),
+                    ));
+                }
+                if job.is_parameterized() {
+                    return Err(ServerError::BadRequest(
+                        "can't evaluate parameterized job".to_owned(),
+                    ));
+                }
+                let Some(eval) = job_eval(job, eval_trigger::JOB_REGISTER, None) else {
+                    return Err(ServerError::BadRequest(
+                        "job cannot be evaluated".to_owned(),
+                    ));
+                };
+                if req.force_reschedule {
+                    // Failed allocations get another chance now, whatever their policy says.
+                    let failed: Vec<_> = txn
+                        .snapshot()
+                        .allocs_by_job(&ns, &req.job_id)
+                        .filter(|r| {
+                            r.value.client_status == "failed" && !r.value.server_terminal_status()
+                        })
+                        .map(|r| r.value.clone())
+                        .collect();
+                    for mut alloc in failed {
+                        alloc.desired_transition.force_reschedule = Some(true);
+                        txn.put(alloc)?;
+                    }
+                }
+                let eval_id = eval.id.clone();
+                txn.put(eval)?;
+                refresh_job_status(txn, &ns, &req.job_id)?;
+                Ok(JobWrite {
+                    eval_id,
+                    job_modify_index: job.job_modify_index,
+                    warnings: String::new(),
+                })
+            })
+            .await?;
+        Ok(Response::new(write_response(written.value, written.index)))
+    }
+
+    async fn validate_job(
+        &self,
+        request: Request<v1::ValidateJobRequest>,
+    ) -> Result<Response<v1::ValidateJobResponse>, Status> {
+        let req = request.into_inner();
+        let ns = req
+            .write
+            .as_ref()
+            .map(|w| w.namespace.as_str())
+            .unwrap_or_default();
+        let job = decode_job(&req.job_json, ns)?;
+        let errors = match job.validate() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.errors,
+        };
+        Ok(Response::new(v1::ValidateJobResponse {
+            error: if errors.is_empty() {
+                String::new()
+            } else {
+                format_multierror(&errors)
+            },
+            validation_errors: errors,
+            warnings: String::new(),
+        }))
+    }
+}
