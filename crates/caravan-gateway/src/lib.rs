@@ -26,6 +26,8 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use caravan_proto::v1::allocs_client::AllocsClient;
+use caravan_proto::v1::deployments_client::DeploymentsClient;
 use caravan_proto::v1::evals_client::EvalsClient;
 use caravan_proto::v1::jobs_client::JobsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
@@ -93,6 +95,16 @@ impl AppState {
 
     pub fn evals(&self) -> EvalsClient<Channel> {
         EvalsClient::new(self.channel.clone())
+    }
+
+    pub fn allocs(&self) -> AllocsClient<Channel> {
+        AllocsClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn deployments(&self) -> DeploymentsClient<Channel> {
+        DeploymentsClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn jobs(&self) -> JobsClient<Channel> {

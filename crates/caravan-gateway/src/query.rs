@@ -113,7 +113,9 @@ impl Query {
     /// `default`; otherwise Go's ParseBool.
     pub fn bool_param(&self, name: &str, default: bool) -> Result<bool, String> {
         match self.params.get(name) {
+            // An empty value is "not given", as in Nomad.
             None => Ok(default),
+            Some(v) if v.is_empty() => Ok(default),
             Some(v) => parse_go_bool(v).ok_or_else(|| {
                 format!(
                     "Failed to parse value of {name:?} ({v}) as a bool: strconv.ParseBool: parsing {v:?}: invalid syntax"

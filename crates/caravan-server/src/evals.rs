@@ -174,21 +174,23 @@ impl evals_server::Evals for EvalsService {
             .store()
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 let mut out = Vec::new();
-                for (_, row) in snap.allocs().iter() {
+                let job = snap.evals().get(&req.eval_id).map(|e| &e.value);
+                let allocs = job
+                    .into_iter()
+                    .flat_map(|e| snap.allocs_by_job(&e.namespace, &e.job_id));
+                for row in allocs {
                     if row.value.eval_id == req.eval_id {
-                        out.push(serde_json::to_vec(
-                            &row.value.stub(AllocStubFields::default(), None),
+                        out.push(crate::allocs::alloc_stub_json(
+                            snap,
+                            &row.value,
+                            AllocStubFields::default(),
                         ));
                     }
                 }
                 ((out, snap.allocs().index()), snap.allocs().index())
             })
             .await;
-        let allocs_json = allocs
-            .into_iter()
-            .map(|r| r.map(Bytes::from))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServerError::Internal(format!("encoding allocation stub: {e}")))?;
+        let allocs_json = allocs.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(Response::new(v1::GetEvalAllocsResponse {
             allocs_json,
             meta: Some(query_meta(index, String::new())),

@@ -5,6 +5,9 @@
 //! Layout:
 //! - [`nodes`]: the Nodes service and the node rules (registration, heartbeats, eligibility,
 //!   drain, purge, node evaluations).
+//! - [`allocs`]: the Allocs service: list, read, stop; client agents' watch, fetch and status
+//!   updates.
+//! - [`deployments`]: the Deployments service (list, read, a deployment's allocations).
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
@@ -15,8 +18,10 @@
 //! - [`error`]: typed errors and their ErrorCode.
 //! - [`config`]: server configuration.
 
+pub mod allocs;
 pub mod cache;
 pub mod config;
+pub mod deployments;
 pub mod error;
 pub mod evals;
 pub mod heartbeat;
@@ -29,6 +34,8 @@ pub mod status;
 use std::future::Future;
 use std::sync::Arc;
 
+use caravan_proto::v1::allocs_server::AllocsServer;
+use caravan_proto::v1::deployments_server::DeploymentsServer;
 use caravan_proto::v1::evals_server::EvalsServer;
 use caravan_proto::v1::jobs_server::JobsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
@@ -89,8 +96,16 @@ impl Server {
         let jobs = JobsServer::new(jobs::JobsService::new(self.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let allocs = AllocsServer::new(allocs::AllocsService::new(self.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let deployments =
+            DeploymentsServer::new(deployments::DeploymentsService::new(self.clone()))
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let status = StatusServer::new(status::StatusService::new(self.clone()));
         tonic::service::Routes::new(nodes)
+            .add_service(deployments)
+            .add_service(allocs)
             .add_service(evals)
             .add_service(jobs)
             .add_service(status)

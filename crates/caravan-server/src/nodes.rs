@@ -561,11 +561,9 @@ impl nodes_server::Nodes for NodesService {
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 let mut out = Vec::new();
                 let mut max_index = 0;
-                for (_, row) in snap.allocs().iter() {
-                    if row.value.node_id == req.node_id {
-                        max_index = max_index.max(row.value.modify_index);
-                        out.push(Bytes::copy_from_slice(row.api_json().as_bytes()));
-                    }
+                for row in snap.allocs_by_node(&req.node_id) {
+                    max_index = max_index.max(row.value.modify_index);
+                    out.push(crate::allocs::alloc_json(snap, &row.value));
                 }
                 let index = if max_index > 0 {
                     max_index
@@ -575,6 +573,7 @@ impl nodes_server::Nodes for NodesService {
                 ((out, index), index)
             })
             .await;
+        let allocs = allocs.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(Response::new(v1::GetNodeAllocsResponse {
             allocs_json: allocs,
             meta: Some(query_meta(index, String::new())),

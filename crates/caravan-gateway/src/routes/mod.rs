@@ -2,6 +2,8 @@
 //! for it. One file per noun below.
 
 mod agent;
+mod allocs;
+mod deployments;
 mod evals;
 mod jobs;
 mod nodes;
@@ -132,6 +134,44 @@ fn table() -> RouteTable {
             "/v1/evaluation/{eval_id}/allocations",
             Namespace("read-job"),
             handler!(GET, evals::allocations),
+        )
+        // Allocations (seeds/001).
+        .route(
+            GET,
+            "/v1/allocations",
+            Namespace("read-job"),
+            handler!(GET, allocs::list),
+        )
+        .route(
+            GET,
+            "/v1/allocation/{alloc_id}",
+            Namespace("read-job"),
+            handler!(GET, allocs::read),
+        )
+        .route(
+            PUT_POST,
+            "/v1/allocation/{alloc_id}/stop",
+            Namespace("alloc-lifecycle"),
+            handler!(PUT_POST, allocs::stop),
+        )
+        // Deployments.
+        .route(
+            GET,
+            "/v1/deployments",
+            Namespace("read-job"),
+            handler!(GET, deployments::list),
+        )
+        .route(
+            GET,
+            "/v1/deployment/{deployment_id}",
+            Namespace("read-job"),
+            handler!(GET, deployments::read),
+        )
+        .route(
+            GET,
+            "/v1/deployment/allocations/{deployment_id}",
+            Namespace("read-job"),
+            handler!(GET, deployments::allocations),
         )
         // Jobs.
         .route(
