@@ -7,6 +7,8 @@
 //!   drain, purge, node evaluations).
 //! - [`allocs`]: the Allocs service: list, read, stop; client agents' watch, fetch and status
 //!   updates.
+//! - [`broker`]: the evaluation broker (priority queue, one eval per job in flight, delayed
+//!   and blocked evaluations), fed from the store's change stream.
 //! - [`deployments`]: the Deployments service (list, read, a deployment's allocations).
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
@@ -19,6 +21,7 @@
 //! - [`config`]: server configuration.
 
 pub mod allocs;
+pub mod broker;
 pub mod cache;
 pub mod config;
 pub mod deployments;

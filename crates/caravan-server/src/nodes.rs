@@ -101,12 +101,12 @@ fn existing_node(txn: &Txn<'_>, id: &str) -> Result<Node, ServerError> {
 fn create_node_evals(txn: &mut Txn<'_>, node: &Node) -> Result<Vec<String>, ServerError> {
     let snap = txn.snapshot().clone();
     let mut jobs: Vec<(String, String)> = Vec::new();
-    for (_, row) in snap.allocs().iter() {
+    for row in snap.allocs_by_node(&node.id) {
         let alloc = &row.value;
-        if alloc.node_id != node.id {
-            continue;
-        }
-        let job_type = alloc.job.as_ref().map(|j| j.r#type.as_str()).unwrap_or("");
+        let job = snap
+            .job_version(&alloc.namespace, &alloc.job_id, alloc.job_version)
+            .or_else(|| snap.job(&alloc.namespace, &alloc.job_id).map(|r| &r.value));
+        let job_type = job.map(|j| j.r#type.as_str()).unwrap_or("");
         let relevant = match job_type {
             "system" | "sysbatch" => false,
             "batch" => !alloc.client_terminal_status(),

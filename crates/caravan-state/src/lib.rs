@@ -33,7 +33,7 @@ mod watch;
 pub use error::StateError;
 pub use jobs::{JobVersion, job_key, job_version_key};
 pub use snapshot::{HasTable, Snapshot};
-pub use store::{Store, Written};
+pub use store::{Changes, Store, Written};
 pub use table::{Document, Row, Table, TableId};
 pub use txn::Txn;
 pub use watch::WatchKey;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imbl::OrdMap;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::backend::{Backend, CHANGELOG_WINDOW, Commit, Loaded};
@@ -33,8 +33,20 @@ type Reply = Box<dyn FnOnce(Result<u64, StateError>) + Send>;
 /// and hands back how to answer once the batch is committed (or failed).
 type WriteJob = Box<dyn FnOnce(&mut Txn<'_>) -> (bool, Reply) + Send>;
 
+/// What one commit changed: the rows written or deleted, in the order they were.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    /// The snapshot index after the commit.
+    pub index: u64,
+    pub keys: Vec<(TableId, String)>,
+}
+
+/// Commits a slow subscriber may fall behind before it is told it lagged.
+const CHANGES_BACKLOG: usize = 4096;
+
 struct Shared {
     snapshot: watch::Receiver<Arc<Snapshot>>,
+    changes: broadcast::Sender<Arc<Changes>>,
     watches: Arc<Watches>,
     /// Set when the process shuts down: blocking queries answer at once.
     closing: watch::Sender<bool>,
@@ -65,16 +77,19 @@ impl Store {
         let (snap_tx, snap_rx) = watch::channel(Arc::new(snapshot));
         let watches = Arc::new(Watches::new());
         let (writer_tx, writer_rx) = mpsc::channel(4 * MAX_BATCH);
+        let (changes, _) = broadcast::channel(CHANGES_BACKLOG);
         tokio::spawn(run_writer(
             backend,
             epoch,
             writer_rx,
             snap_tx,
             watches.clone(),
+            changes.clone(),
         ));
         Ok(Store {
             shared: Arc::new(Shared {
                 snapshot: snap_rx,
+                changes,
                 watches,
                 closing: watch::Sender::new(false),
             }),
@@ -167,6 +182,13 @@ impl Store {
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.shared.snapshot.clone()
     }
+
+    /// Receives what each commit from now on changed (for the evaluation broker and other
+    /// loops that react to particular rows). A receiver that falls behind gets `Lagged` and
+    /// must rescan the snapshot.
+    pub fn changes(&self) -> broadcast::Receiver<Arc<Changes>> {
+        self.shared.changes.subscribe()
+    }
 }
 
 fn decode_table<T: Document>(loaded: &mut Loaded, index: u64) -> Result<Table<T>, StateError> {
@@ -208,6 +230,7 @@ async fn run_writer(
     mut jobs: mpsc::Receiver<WriteJob>,
     published: watch::Sender<Arc<Snapshot>>,
     watches: Arc<Watches>,
+    changes: broadcast::Sender<Arc<Changes>>,
 ) {
     let mut current: Arc<Snapshot> = published.borrow().clone();
     let mut commits: u64 = 0;
@@ -265,6 +288,13 @@ async fn run_writer(
                 current = Arc::new(working);
                 published.send_replace(current.clone());
                 watches.notify(new_index, muts.iter().map(|m| (m.table, m.key.as_str())));
+                if changes.receiver_count() > 0 {
+                    let keys = muts.iter().map(|m| (m.table, m.key.clone())).collect();
+                    let _ = changes.send(Arc::new(Changes {
+                        index: new_index,
+                        keys,
+                    }));
+                }
                 for (reply, index) in replies {
                     reply(Ok(index.unwrap_or(0)));
                 }
