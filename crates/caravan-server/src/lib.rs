@@ -10,6 +10,7 @@
 //! - [`broker`]: the evaluation broker (priority queue, one eval per job in flight, delayed
 //!   and blocked evaluations), fed from the store's change stream.
 //! - [`deployments`]: the Deployments service (list, read, a deployment's allocations).
+//! - [`drainer`]: moves allocations off draining nodes within `max_parallel` and the deadline.
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
@@ -25,6 +26,7 @@ pub mod broker;
 pub mod cache;
 pub mod config;
 pub mod deployments;
+pub mod drainer;
 pub mod error;
 pub mod evals;
 pub mod heartbeat;
@@ -77,6 +79,7 @@ impl Server {
         let heartbeats = heartbeat::Heartbeats::new(config.clone());
         heartbeats.initialize(&store);
         tokio::spawn(heartbeats.clone().run(store.clone()));
+        tokio::spawn(drainer::run(store.clone()));
         let started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
