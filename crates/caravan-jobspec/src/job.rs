@@ -9,7 +9,7 @@
 //! Where Nomad's `api.Job` has a pointer but `caravan_structs` has a plain value whose Go
 //! zero would change the meaning, the parser writes what `api.Job.Canonicalize` would: a
 //! group without `count` gets 1 (the `scaling` block's `min` if any), an affinity or spread
-//! without `weight` gets 50. Job-level `reschedule` and `migrate` blocks, which
+//! without `weight` gets 50, a `periodic` block without `enabled` is enabled. Job-level `reschedule` and `migrate` blocks, which
 //! `caravan_structs::Job` has no field for, are merged into every group the way the `api`
 //! package merges them.
 
@@ -501,6 +501,9 @@ pub(crate) fn decode_job<'a>(d: &mut Decoder<'a>, b: &BlockRef<'a>) -> Obj {
     }
     if let Some(p) = d.single(&c, "periodic").cloned() {
         let mut p = d.simple_block(&p, PERIODIC_ATTRS);
+        // `enabled` defaults to true (`api.PeriodicConfig.Canonicalize`); false would be a
+        // different job.
+        p.entry("Enabled").or_insert(Json::Bool(true));
         if p.contains_key("Spec") || p.contains_key("Specs") {
             p.insert("SpecType".into(), json!("cron"));
         }

@@ -95,9 +95,29 @@ impl JobspecError {
 
 /// A syntax error from the parser as a diagnostic at its position.
 pub(crate) fn syntax_error(file: &SourceFile, e: &hcl_edit::parser::Error) -> Diagnostic {
-    let offset = e.location().offset();
-    let range = file.range(&(offset..(offset + 1).min(file.text.len()).max(offset)));
+    let offset = e.location().offset().min(file.text.len());
+    let rest = file.text.get(offset..).unwrap_or("");
     let msg = e.message();
+    if msg.contains("redefined attribute") {
+        // HCL's own wording for an argument set twice.
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
+        let range = file.range(&(offset..offset + name.len()));
+        return Diagnostic::new(
+            "Attribute redefined",
+            format!("The argument {name:?} was already set. Each argument may be set only once."),
+            Some(range),
+        );
+    }
+    // One character wide, or empty at a line end.
+    let width = rest
+        .chars()
+        .next()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .map_or(0, char::len_utf8);
+    let range = file.range(&(offset..offset + width));
     let (summary, detail) = match msg.split_once("; ") {
         Some((s, d)) => (capitalize(s), format!("{}.", capitalize(d))),
         None => ("Invalid syntax".to_owned(), format!("{}.", capitalize(msg))),
