@@ -53,6 +53,7 @@ const JOB_BLOCKS: &[BlockType] = &[
     BlockType("meta", 0),
     BlockType("vault", 0),
     BlockType("task", 1),
+    BlockType("ui", 0),
 ];
 
 const GROUP_ATTRS: &[AttrSpec] = &[
@@ -444,6 +445,10 @@ const MULTIREGION_REGION_ATTRS: &[AttrSpec] = &[
     ("node_pool", "NodePool", Kind::Str),
 ];
 
+const UI_ATTRS: &[AttrSpec] = &[("description", "Description", Kind::Str)];
+
+const UI_LINK_ATTRS: &[AttrSpec] = &[("label", "Label", Kind::Str), ("url", "URL", Kind::Str)];
+
 /// Default weight of an affinity or spread without one (`api.Affinity.Canonicalize`).
 const DEFAULT_WEIGHT: i64 = 50;
 
@@ -514,6 +519,22 @@ pub(crate) fn decode_job<'a>(d: &mut Decoder<'a>, b: &BlockRef<'a>) -> Obj {
             "ParameterizedJob".into(),
             Json::Object(d.simple_block(&p, PARAMETERIZED_ATTRS)),
         );
+    }
+    if let Some(ui) = d.single(&c, "ui").cloned() {
+        let uc = d.content(
+            ui.body,
+            &ui.scope,
+            &names(UI_ATTRS),
+            &[BlockType("link", 0)],
+        );
+        let mut m = Obj::new();
+        d.put_attrs(&uc, UI_ATTRS, &mut m);
+        let links = uc
+            .blocks_of("link")
+            .map(|l| Json::Object(d.simple_block(l, UI_LINK_ATTRS)))
+            .collect();
+        put_list(&mut m, "Links", links);
+        job.insert("UI".into(), Json::Object(m));
     }
     if let Some(m) = d.single(&c, "multiregion").cloned() {
         job.insert("Multiregion".into(), multiregion(d, &m));

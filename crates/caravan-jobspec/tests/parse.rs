@@ -44,6 +44,14 @@ job "example" {
     healthy_deadline = "5m"
   }
 
+  ui {
+    description = "Redis **cache**"
+    link {
+      label = "Docs"
+      url   = "https://example.com/docs"
+    }
+  }
+
   group "cache" {
     count = 1
 
@@ -115,6 +123,10 @@ fn job_init_example() {
     assert_eq!(j["Name"], "example");
     assert_eq!(j["Type"], "service");
     assert_eq!(j["Datacenters"], json!(["dc1"]));
+    assert_eq!(
+        j["UI"],
+        json!({"Description": "Redis **cache**", "Links": [{"Label": "Docs", "URL": "https://example.com/docs"}]})
+    );
     // Not canonicalised: what the file does not say stays zero.
     assert_eq!(j["Region"], "");
     assert_eq!(j["Priority"], 0);
@@ -1032,4 +1044,56 @@ job "example" {
         g["Tasks"][0]["ScalingPolicies"],
         json!([{"Max": 20, "Type": "vertical_cpu"}, {"Max": 15, "Type": "vertical_mem"}])
     );
+}
+
+#[test]
+fn consul_connect_is_kept_opaque() {
+    let j = parse_json(
+        r#"
+job "countdash" {
+  group "dashboard" {
+    network {
+      mode = "bridge"
+      port "http" {
+        static = 9002
+        to     = 9002
+      }
+    }
+    service {
+      name = "count-dashboard"
+      port = "http"
+      connect {
+        sidecar_service {
+          proxy {
+            upstreams {
+              destination_name = "count-api"
+              local_bind_port  = 8080
+            }
+          }
+        }
+      }
+    }
+    task "dashboard" {
+      driver = "docker"
+      env {
+        COUNTING_SERVICE_URL = "http://${NOMAD_UPSTREAM_ADDR_count_api}"
+      }
+      config {
+        image = "hashicorpdev/counter-dashboard:v3"
+      }
+    }
+  }
+}
+"#,
+    );
+    let g = &j["TaskGroups"][0];
+    assert_eq!(
+        g["Services"][0]["Connect"],
+        json!({"SidecarService": {"Proxy": {"Upstreams": [{"DestinationName": "count-api", "LocalBindPort": 8080}]}}})
+    );
+    assert_eq!(
+        g["Tasks"][0]["Env"]["COUNTING_SERVICE_URL"],
+        "http://${NOMAD_UPSTREAM_ADDR_count_api}"
+    );
+    assert_eq!(g["Networks"][0]["ReservedPorts"][0]["Value"], 9002);
 }

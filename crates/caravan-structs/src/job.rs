@@ -77,10 +77,31 @@ pub struct Job {
     pub submit_time: i64,
     pub task_groups: Option<Vec<TaskGroup>>,
     pub r#type: String,
+    /// How the web UI presents the job (the jobspec's `ui` block).
+    #[serde(rename = "UI")]
+    pub ui: Option<JobUIConfig>,
     pub update: UpdateStrategy,
     pub vault_namespace: String,
     pub vault_token: String,
     pub version: u64,
+}
+
+/// The web UI's description of a job and links to show with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct JobUIConfig {
+    /// Markdown.
+    pub description: String,
+    pub links: Option<Vec<JobUILink>>,
+}
+
+/// A link the web UI shows on a job's page.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct JobUILink {
+    pub label: String,
+    #[serde(rename = "URL")]
+    pub url: String,
 }
 
 /// A set of tasks placed together on one node.

@@ -64,6 +64,8 @@ fn every_wire_type_writes_keys_in_byte_order() {
         EvaluationStub,
         // job.rs
         Job,
+        JobUIConfig,
+        JobUILink,
         TaskGroup,
         Task,
         Constraint,

@@ -138,6 +138,7 @@ const ALLOW_EXTRA: &[(&str, &[&str])] = &[
             "Stop",
             "Spreads",
             "SubmitTime",
+            "UI",
             "VaultNamespace",
             "Version",
         ],
