@@ -9,6 +9,7 @@
 //! in later, so it evaluates to its own text, `"${attr.kernel.name}"`. An interpolation made
 //! of such a reference is kept byte for byte, spaces included.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -67,6 +68,23 @@ pub(crate) struct Evaluator<'a> {
     pub fs: Option<&'a FsAccess>,
     /// `false`: variable references are not allowed here.
     pub vars_allowed: bool,
+    /// Work left (values copied, strings built, loop iterations) before evaluation gives
+    /// up: locals can double a value per reference, so a short file could otherwise ask for
+    /// more memory than the machine has.
+    budget: Cell<u64>,
+}
+
+/// The work one jobspec's evaluation may do, in values and bytes.
+const EVAL_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// The work a copy of a value costs.
+fn cost(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => 1 + s.len() as u64,
+        Value::List(items) => 1 + items.iter().map(cost).sum::<u64>(),
+        Value::Object(m) => 1 + m.iter().map(|(k, v)| k.len() as u64 + cost(v)).sum::<u64>(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 1,
+    }
 }
 
 type EvalResult = Result<Value, Diagnostic>;
@@ -78,6 +96,7 @@ impl<'a> Evaluator<'a> {
             file,
             fs: Some(fs),
             vars_allowed: true,
+            budget: Cell::new(EVAL_BUDGET),
         }
     }
 
@@ -87,7 +106,26 @@ impl<'a> Evaluator<'a> {
             file,
             fs: None,
             vars_allowed: false,
+            budget: Cell::new(EVAL_BUDGET),
         }
+    }
+
+    /// Spends evaluation work; running out is an error at `span`.
+    fn charge(&self, units: u64, span: Option<Range<usize>>) -> Result<(), Diagnostic> {
+        let left = self.budget.get();
+        if units > left {
+            self.budget.set(0);
+            return Err(self.diag(
+                "Expression too large",
+                format!(
+                    "Evaluating this expression needs more than the {EVAL_BUDGET} values and \
+                     bytes a jobspec may expand to."
+                ),
+                span,
+            ));
+        }
+        self.budget.set(left - units);
+        Ok(())
     }
 
     pub fn diag(
@@ -130,7 +168,10 @@ impl<'a> Evaluator<'a> {
             Expression::HeredocTemplate(h) => self.eval_template_expr(&h.template, scope),
             Expression::Parenthesis(p) => self.eval(p.inner(), scope),
             Expression::Variable(v) => match scope.lookup(v.as_str()) {
-                Some(val) => Ok(val.clone()),
+                Some(val) => {
+                    self.charge(cost(val), expr.span())?;
+                    Ok(val.clone())
+                }
                 None => self.unknown_reference(expr, v.as_str()),
             },
             Expression::Conditional(c) => {
@@ -298,14 +339,37 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval_traversal(&self, t: &Traversal, whole: &Expression, scope: &Rc<Scope>) -> EvalResult {
-        if let Expression::Variable(v) = &t.expr
-            && scope.lookup(v.as_str()).is_none()
-        {
-            return self.unknown_reference(whole, v.as_str());
-        }
-        let base = self.eval(&t.expr, scope)?;
         let ops: Vec<&TraversalOperator> = t.operators.iter().map(|o| o.value()).collect();
         let spans: Vec<Option<Range<usize>>> = t.operators.iter().map(Span::span).collect();
+        if let Expression::Variable(v) = &t.expr {
+            let Some(root) = scope.lookup(v.as_str()) else {
+                return self.unknown_reference(whole, v.as_str());
+            };
+            // Walk by reference, so `var.x` copies `x`, not every variable.
+            let mut cur: &Value = root;
+            for (i, op) in ops.iter().enumerate() {
+                let span = spans.get(i).cloned().flatten();
+                cur = match op {
+                    TraversalOperator::GetAttr(name) => self.get_attr(cur, name.as_str(), span)?,
+                    TraversalOperator::Index(idx) => {
+                        let key = self.eval(idx, scope)?;
+                        self.index(cur, &key, span)?
+                    }
+                    TraversalOperator::LegacyIndex(n) => {
+                        let key =
+                            Value::Number(Num::Int(i64::try_from(*n.value()).unwrap_or(i64::MAX)));
+                        self.index(cur, &key, span)?
+                    }
+                    TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
+                        self.charge(cost(cur), whole.span())?;
+                        return self.apply_ops(cur.clone(), &ops[i..], &spans[i..], scope);
+                    }
+                };
+            }
+            self.charge(cost(cur), whole.span())?;
+            return Ok(cur.clone());
+        }
+        let base = self.eval(&t.expr, scope)?;
         self.apply_ops(base, &ops, &spans, scope)
     }
 
@@ -320,16 +384,19 @@ impl<'a> Evaluator<'a> {
             let span = spans.get(i).cloned().flatten();
             match op {
                 TraversalOperator::GetAttr(name) => {
-                    cur = self.get_attr(&cur, name.as_str(), span)?;
+                    let next = self.get_attr(&cur, name.as_str(), span)?.clone();
+                    cur = next;
                 }
                 TraversalOperator::Index(idx) => {
                     let key = self.eval(idx, scope)?;
-                    cur = self.index(&cur, &key, span)?;
+                    let next = self.index(&cur, &key, span)?.clone();
+                    cur = next;
                 }
                 TraversalOperator::LegacyIndex(n) => {
                     let key =
                         Value::Number(Num::Int(i64::try_from(*n.value()).unwrap_or(i64::MAX)));
-                    cur = self.index(&cur, &key, span)?;
+                    let next = self.index(&cur, &key, span)?.clone();
+                    cur = next;
                 }
                 TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
                     let items = match cur {
@@ -350,9 +417,14 @@ impl<'a> Evaluator<'a> {
         Ok(cur)
     }
 
-    fn get_attr(&self, v: &Value, name: &str, span: Option<Range<usize>>) -> EvalResult {
+    fn get_attr<'v>(
+        &self,
+        v: &'v Value,
+        name: &str,
+        span: Option<Range<usize>>,
+    ) -> Result<&'v Value, Diagnostic> {
         match v {
-            Value::Object(m) => m.get(name).cloned().ok_or_else(|| {
+            Value::Object(m) => m.get(name).ok_or_else(|| {
                 self.diag(
                     "Unsupported attribute",
                     format!("This object does not have an attribute named {name:?}."),
@@ -382,7 +454,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn index(&self, v: &Value, key: &Value, span: Option<Range<usize>>) -> EvalResult {
+    fn index<'v>(
+        &self,
+        v: &'v Value,
+        key: &Value,
+        span: Option<Range<usize>>,
+    ) -> Result<&'v Value, Diagnostic> {
         let invalid = |detail: &str| self.diag("Invalid index", detail.to_owned(), span.clone());
         match v {
             Value::List(items) => {
@@ -399,7 +476,7 @@ impl<'a> Evaluator<'a> {
                     .and_then(|i| usize::try_from(i).ok())
                     .filter(|i| *i < items.len());
                 match idx {
-                    Some(i) => Ok(items[i].clone()),
+                    Some(i) => Ok(&items[i]),
                     None => Err(invalid(
                         "The given key does not identify an element in this collection value.",
                     )),
@@ -414,7 +491,7 @@ impl<'a> Evaluator<'a> {
                         ));
                     }
                 };
-                m.get(&k).cloned().ok_or_else(|| {
+                m.get(&k).ok_or_else(|| {
                     invalid("The given key does not identify an element in this collection value.")
                 })
             }
@@ -456,6 +533,7 @@ impl<'a> Evaluator<'a> {
                 vars.insert(kv.as_str().to_owned(), k);
             }
             vars.insert(f.intro.value_var.as_str().to_owned(), v);
+            self.charge(1, f.intro.collection_expr.span())?;
             let inner = Scope::child(scope, vars);
             if let Some(cond) = &f.cond {
                 let c = self.eval(&cond.expr, &inner)?;
@@ -691,6 +769,7 @@ impl<'a> Evaluator<'a> {
                     if trim_end {
                         s = s.trim_end();
                     }
+                    self.charge(s.len() as u64, lit.span())?;
                     out.push_str(s);
                 }
                 Element::Interpolation(interp) => {
@@ -765,6 +844,7 @@ impl<'a> Evaluator<'a> {
                                 vars.insert(kv.as_str().to_owned(), k);
                             }
                             vars.insert(f.value_var.as_str().to_owned(), v);
+                            self.charge(1, f.collection_expr.span())?;
                             let inner = Scope::child(scope, vars);
                             out.push_str(&self.render(
                                 &f.template,
@@ -867,6 +947,39 @@ mod tests {
             s(r#"${env["X"]}-y"#)
         );
         assert_eq!(eval_str(r#""$${literal}""#, none).unwrap(), s("${literal}"));
+    }
+
+    #[test]
+    fn strip_markers_and_heredocs() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            eval_str("\"a  ${~ \"b\" ~}  c\"", none.clone()).unwrap(),
+            s("abc")
+        );
+        assert_eq!(
+            eval_str("<<-EOT\n    x\n      y\n    EOT\n", none.clone()).unwrap(),
+            s("x\n  y\n")
+        );
+        assert_eq!(
+            eval_str(
+                "<<EOT\n%{ for i in [1, 2] ~}\n${i}\n%{ endfor ~}\nEOT\n",
+                none
+            )
+            .unwrap(),
+            s("1\n2\n")
+        );
+    }
+
+    #[test]
+    fn runaway_expansion_stops() {
+        let mut vars = BTreeMap::new();
+        vars.insert("big".to_owned(), s(&"x".repeat(1 << 20)));
+        let err = eval_str(
+            "[for i in range(1000) : [for j in range(1000) : big]]",
+            vars,
+        )
+        .unwrap_err();
+        assert_eq!(err.summary, "Expression too large");
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub(crate) enum FuncError {
 
 type FResult = Result<Value, FuncError>;
 
+/// Widths and indentation a jobspec may ask for: enough for any real use, and a jobspec
+/// cannot make the parser allocate gigabytes with `format("%999999999d", 1)`.
+const MAX_PAD: usize = 4096;
+
 fn fail<T>(msg: impl Into<String>) -> Result<T, FuncError> {
     Err(FuncError::Failed(msg.into()))
 }
@@ -169,6 +173,9 @@ pub(crate) fn call(name: &str, args: Vec<Value>, fs: &FsAccess) -> FResult {
         }
         "indent" => {
             let n = usize::try_from(a.num(0)?.as_i64().unwrap_or(0)).unwrap_or(0);
+            if n > MAX_PAD {
+                return fail(format!("indentation {n} is too large"));
+            }
             let pad = " ".repeat(n);
             let s = a.str(1)?;
             Ok(Value::String(s.replace('\n', &format!("\n{pad}"))))
@@ -563,7 +570,11 @@ fn format_verbs(fmt: &str, args: &[Value]) -> Result<String, FuncError> {
                     break;
                 }
             }
-            precision = Some(p.parse().unwrap_or(0));
+            let p: usize = p.parse().unwrap_or(0);
+            if p > MAX_PAD {
+                return fail(format!("precision {p} is too large"));
+            }
+            precision = Some(p);
         }
         let Some(verb) = chars.next() else {
             return fail("invalid format string: unterminated verb");
@@ -653,7 +664,14 @@ fn format_verbs(fmt: &str, args: &[Value]) -> Result<String, FuncError> {
             }
             other => return fail(format!("unrecognized format verb {other:?}")),
         };
-        let width: usize = width.parse().unwrap_or(0);
+        let width: usize = if width.is_empty() {
+            0
+        } else {
+            width.parse().unwrap_or(usize::MAX)
+        };
+        if width > MAX_PAD {
+            return fail(format!("width {width} is too large"));
+        }
         let len = body.chars().count();
         if len < width {
             let pad = width - len;
@@ -852,6 +870,18 @@ mod tests {
         assert!(matches!(
             call("upper", vec![], &fs()),
             Err(FuncError::Arity { .. })
+        ));
+    }
+
+    #[test]
+    fn widths_are_bounded() {
+        assert!(matches!(
+            call("format", vec![s("%999999999999d"), n(1)], &fs()),
+            Err(FuncError::Failed(_))
+        ));
+        assert!(matches!(
+            call("indent", vec![n(1_000_000_000), s("a\nb")], &fs()),
+            Err(FuncError::Failed(_))
         ));
     }
 
