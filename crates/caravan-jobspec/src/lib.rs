@@ -24,6 +24,29 @@
 //! - `value`, `duration`: HCL values and types; Go durations.
 //! - `diag`: positions and diagnostics (`input.hcl:3,5-8: Summary; Detail`).
 //!
+//! # Coverage
+//!
+//! Top level: `job` (exactly one), `variable`, `variables`, `locals`; `dynamic` blocks
+//! wherever a block type is allowed. Job: `region`, `namespace`, `id`, `name`, `type`,
+//! `priority`, `all_at_once`, `datacenters`, `node_pool`, `consul_token`, `vault_token`,
+//! `meta`, `constraint`, `affinity`, `spread`, `update`, `migrate`, `reschedule`,
+//! `periodic`, `parameterized`, `multiregion`, `ui`, `vault`, `group`, and job-level `task`
+//! blocks (each a group of its own). Group: `count`, `shutdown_delay`,
+//! `stop_after_client_disconnect`, `max_client_disconnect`, `prevent_reschedule_on_lost`,
+//! `meta`, placement blocks, `restart`, `reschedule`, `disconnect`, `ephemeral_disk`,
+//! `update`, `migrate`, `network` (`port`, `reserved_ports`, `dns`), `service` (`check`,
+//! `check_restart`, `header`, `connect` kept opaque), `volume`, `scaling`, `consul`, `vault`,
+//! `task`. Task: `driver`, `user`, `config` (free-form), `env`, `meta`, `resources` (`cpu`,
+//! `cores`, `memory`, `memory_max`, `disk`, `device`, `network`), `logs`, `kill_timeout`,
+//! `kill_signal`, `shutdown_delay`, `leader`, `kind`, `lifecycle`, `artifact`, `template`
+//! (`wait`, `change_script`), `service`, `restart`, `volume_mount`, `dispatch_payload`,
+//! `vault`, `consul`, `identity`, `csi_plugin`, `scaling "cpu"`/`"mem"`.
+//!
+//! Not supported (an "Unsupported argument/block type" error, as for any unknown name):
+//! `action` and `schedule` task blocks, `numa` and `secrets` resources, `cni` network
+//! blocks, a port's `ignore_collision`, a service's `tagged_addresses`, `identity`, `weights`
+//! and `cluster`, a check's `notes`; JSON jobspecs and the HCL1 parser.
+//!
 //! # Errors
 //!
 //! [`JobspecError`] carries every [`Diagnostic`] found, each printed as HCL prints them;

@@ -1097,3 +1097,58 @@ job "countdash" {
     );
     assert_eq!(g["Networks"][0]["ReservedPorts"][0]["Value"], 9002);
 }
+
+#[test]
+fn parsed_jobs_canonicalize_into_valid_jobs() {
+    let jobs = [
+        r#"
+job "sys" {
+  type = "system"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["600"]
+      }
+    }
+  }
+}
+"#,
+        r#"
+job "batch" {
+  type = "batch"
+  periodic {
+    crons = ["*/5 * * * *"]
+  }
+  group "g" {
+    count = 3
+    affinity {
+      attribute = "${node.class}"
+      value     = "big"
+    }
+    spread {
+      attribute = "${node.datacenter}"
+    }
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+"#,
+    ];
+    for src in jobs {
+        let mut job = parse(src, "input.hcl", &ParseOptions::default()).unwrap();
+        job.canonicalize();
+        if let Err(e) = job.validate() {
+            panic!("{}: {e}", job.id);
+        }
+    }
+}
