@@ -8,7 +8,9 @@
 //! The result is *not* canonicalised: fields the jobspec does not set keep their zero
 //! values (call `Job::canonicalize` for Nomad's defaults). The exceptions, where
 //! `caravan_structs` has no "unset" for a field whose zero would change its meaning, are
-//! documented in [`job`](crate::job).
+//! documented in the `job` module: a group without `count` gets 1 (or its scaling `min`),
+//! an affinity or spread without `weight` gets 50, a `periodic` block is enabled unless it
+//! says otherwise, and job-level `reschedule`/`migrate` blocks are merged into each group.
 //!
 //! # Layout
 //!
