@@ -1152,3 +1152,57 @@ job "batch" {
         }
     }
 }
+
+#[test]
+fn free_form_config_follows_the_hcl1_shapes() {
+    let j = parse_json(
+        r#"
+job "cfg" {
+  group "g" {
+    task "t" {
+      driver = "docker"
+      config {
+        name     = "x"
+        big      = 42949672950
+        ratio    = 0.25
+        mixed    = [2, "two", 2.5, { "k" = "v" }]
+        empty    = []
+        labels   = { "A" = "1", "B" = "2" }
+        none     = {}
+        mount {
+          type = "bind"
+        }
+        mount {
+          type = "volume"
+        }
+        port_map "web" {
+          port = 80
+        }
+        deep "a" "b" {
+          leaf = true
+          inner {
+            opts = { "o" = "p" }
+          }
+        }
+      }
+    }
+  }
+}
+"#,
+    );
+    assert_eq!(
+        j["TaskGroups"][0]["Tasks"][0]["Config"],
+        json!({
+            "big": 42_949_672_950_i64,
+            "deep": [{"a": [{"b": [{"inner": [{"opts": [{"o": "p"}]}], "leaf": true}]}]}],
+            "empty": [],
+            "labels": [{"A": "1", "B": "2"}],
+            "mixed": [2, "two", 2.5, {"k": "v"}],
+            "mount": [{"type": "bind"}, {"type": "volume"}],
+            "name": "x",
+            "none": [{}],
+            "port_map": [{"web": [{"port": 80}]}],
+            "ratio": 0.25
+        })
+    );
+}
