@@ -6,6 +6,7 @@ mod allocs;
 mod deployments;
 mod evals;
 mod jobs;
+mod jobs_parse;
 mod nodes;
 mod status;
 
@@ -245,6 +246,12 @@ fn table() -> RouteTable {
             "/v1/job/{job_id}/evaluate",
             Namespace("read-job"),
             handler!(PUT_POST, jobs::evaluate),
+        )
+        .route(
+            PUT_POST,
+            "/v1/jobs/parse",
+            Namespace("parse-job"),
+            handler!(PUT_POST, jobs_parse::parse_job),
         )
         .route(
             PUT_POST,
