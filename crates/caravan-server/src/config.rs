@@ -19,6 +19,10 @@ pub struct ServerConfig {
     /// The TTL given to every node when this server takes over (after a restart), so clients
     /// have time to find it before their nodes are marked down.
     pub failover_heartbeat_ttl: Duration,
+    /// Scheduler workers (evaluations processed in parallel); Nomad's `num_schedulers`.
+    pub scheduler_workers: usize,
+    /// `binpack` (fill nodes) or `spread` (use the emptiest node).
+    pub scheduler_algorithm: String,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +36,10 @@ impl Default for ServerConfig {
             max_heartbeats_per_second: 50.0,
             heartbeat_grace: Duration::from_secs(10),
             failover_heartbeat_ttl: Duration::from_secs(300),
+            scheduler_workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            scheduler_algorithm: "binpack".to_owned(),
         }
     }
 }

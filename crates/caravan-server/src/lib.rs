@@ -14,6 +14,7 @@
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
+//! - [`scheduling`]: scheduler workers, the scheduler's view of a snapshot, the plan applier.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
 //! - [`query`]: query meta and wait of every read.
@@ -34,6 +35,7 @@ pub mod jobs;
 pub mod nodes;
 pub mod paginate;
 pub mod query;
+pub mod scheduling;
 pub mod status;
 
 use std::future::Future;
@@ -67,6 +69,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Shared by every service of one server.
 pub struct Server {
     pub store: Store,
+    pub broker: Arc<broker::Broker>,
     pub config: Arc<ServerConfig>,
     pub heartbeats: Arc<heartbeat::Heartbeats>,
     pub started_at: i64,
@@ -80,12 +83,20 @@ impl Server {
         heartbeats.initialize(&store);
         tokio::spawn(heartbeats.clone().run(store.clone()));
         tokio::spawn(drainer::run(store.clone()));
+        let sched_config = caravan_scheduler::SchedulerConfig {
+            algorithm: caravan_scheduler::SchedulerAlgorithm::from_name(
+                &config.scheduler_algorithm,
+            ),
+            ..Default::default()
+        };
+        let broker = scheduling::start(&store, config.scheduler_workers, sched_config);
         let started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         Arc::new(Server {
             store,
+            broker,
             config,
             heartbeats,
             started_at,

@@ -450,10 +450,16 @@ impl nodes_server::Nodes for NodesService {
                         index,
                     ));
                 }
+                // A node that becomes ready may take system jobs and blocked work.
+                let to_ready = req.status == NODE_STATUS_READY && node.status != NODE_STATUS_READY;
                 node.status = req.status;
                 node.status_updated_at = unix_secs();
                 let row = txn.put(node)?;
-                Ok(row.value.modify_index)
+                let node = row.value.clone();
+                if to_ready {
+                    create_node_evals(txn, &node)?;
+                }
+                Ok(node.modify_index)
             })
             .await?;
         let ttl = self
