@@ -7,6 +7,8 @@
 //!   of it, and one `caravan agent` client advertising the gateway.
 //! - [`Cluster`]: what both offer, so one test body runs against both stores.
 //! - [`Grpc`]: registers and heartbeats fake nodes through the server's Nodes service.
+//! - [`sim`]: a node simulator — thousands of fake nodes that heartbeat, watch their
+//!   allocations and report their status, from one process.
 //! - Small helpers: JSON shapes, RFC 3339 times, UUIDs, temp dirs.
 //!
 //! Every wait is a [`wait_for`] with a deadline, never a bare sleep.
@@ -25,6 +27,8 @@ use caravan_proto::v1::{RegisterNodeRequest, UpdateNodeStatusRequest};
 pub use caravan_test_utils::{Process, TestDatabase, free_port, wait_for, wait_for_http};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
+
+pub mod sim;
 
 /// How long a cluster may take to start (generous: the CI machine runs four clusters at once
 /// on two cores).
