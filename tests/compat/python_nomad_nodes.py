@@ -5,6 +5,7 @@ Exits non-zero, with the failing step, if any call fails or answers differently 
 """
 
 import sys
+import time
 
 import nomad
 import nomad.api.exceptions as exc
@@ -41,6 +42,30 @@ def main() -> None:
     n.node.eligible_node(node_id, eligible=True)
     assert n.node.get_node(node_id)["SchedulingEligibility"] == "eligible"
 
+    evaluated = n.node.evaluate_node(node_id)
+    assert evaluated["EvalIDs"] is None and evaluated["EvalCreateIndex"] == 0, evaluated
+
+    # A drain of an empty node completes at once, so give the node an allocation to move
+    # (it stays pending: nothing on the node reports it stopped).
+    job = {
+        "ID": "drain-compat",
+        "Datacenters": ["*"],
+        "TaskGroups": [{
+            "Name": "g",
+            "Tasks": [{
+                "Name": "t",
+                "Driver": "raw_exec",
+                "Config": {"command": "/bin/sleep", "args": ["600"]},
+                "Resources": {"CPU": 20, "MemoryMB": 16},
+            }],
+        }],
+    }
+    n.jobs.register_job({"Job": job})
+    deadline = time.monotonic() + 20
+    while not n.node.get_allocations(node_id):
+        assert time.monotonic() < deadline, "the job was never placed on the node"
+        time.sleep(0.05)
+
     hour = 3_600_000_000_000
     n.node.drain_node_with_spec(node_id, drain_spec={"Deadline": hour, "IgnoreSystemJobs": True})
     drained = n.node.get_node(node_id)
@@ -54,9 +79,7 @@ def main() -> None:
     n.node.drain_node_with_spec(node_id, drain_spec=None, mark_eligible=True)
     undrained = n.node.get_node(node_id)
     assert undrained["DrainStrategy"] is None and undrained["SchedulingEligibility"] == "eligible"
-
-    evaluated = n.node.evaluate_node(node_id)
-    assert evaluated["EvalIDs"] is None and evaluated["EvalCreateIndex"] == 0, evaluated
+    n.job.deregister_job("drain-compat", purge=True)
 
     try:
         n.node.get_node("00000000-0000-0000-0000-000000000000")

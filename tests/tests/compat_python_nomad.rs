@@ -1,5 +1,6 @@
 //! An unmodified Nomad client library against Caravan: python-nomad drives the Nodes API
-//! (tests/compat/python_nomad_nodes.py) on the embedded store and on PostgreSQL.
+//! (tests/compat/python_nomad_nodes.py) and the Jobs, Evaluations and Allocations APIs
+//! (tests/compat/python_nomad_jobs.py) on the embedded store and on PostgreSQL.
 //! `scripts/test.sh` provisions the library and sets `CARAVAN_TEST_PYTHON`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
@@ -15,8 +16,10 @@ fn python() -> String {
     })
 }
 
-async fn run_script(http_addr: &str, logs: impl Fn() -> String) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compat/python_nomad_nodes.py");
+async fn run_script(script: &str, http_addr: &str, logs: impl Fn() -> String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("compat")
+        .join(script);
     let (host, port) = http_addr.rsplit_once(':').unwrap();
     let out = tokio::process::Command::new(python())
         .arg(&script)
@@ -37,13 +40,28 @@ async fn run_script(http_addr: &str, logs: impl Fn() -> String) {
 #[tokio::test]
 async fn python_nomad_drives_the_nodes_api_on_sqlite() {
     let c = DevCluster::start().await.unwrap();
-    run_script(&c.http_addr, || c.process.logs()).await;
+    run_script("python_nomad_nodes.py", &c.http_addr, || c.process.logs()).await;
 }
 
 #[tokio::test]
 async fn python_nomad_drives_the_nodes_api_on_postgres() {
     let c = PgCluster::start().await.unwrap();
-    run_script(&c.http_addr, || {
+    run_script("python_nomad_nodes.py", &c.http_addr, || {
+        format!("{}\n{}", c.server.logs(), c.gateway.logs())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn python_nomad_drives_the_jobs_api_on_sqlite() {
+    let c = DevCluster::start().await.unwrap();
+    run_script("python_nomad_jobs.py", &c.http_addr, || c.process.logs()).await;
+}
+
+#[tokio::test]
+async fn python_nomad_drives_the_jobs_api_on_postgres() {
+    let c = PgCluster::start().await.unwrap();
+    run_script("python_nomad_jobs.py", &c.http_addr, || {
         format!("{}\n{}", c.server.logs(), c.gateway.logs())
     })
     .await;
