@@ -193,7 +193,6 @@ async fn web_summary(c: &impl Cluster, job: &str) -> anyhow::Result<[u64; 6]> {
 }
 
 #[tokio::test]
-#[ignore = "needs the scheduler"]
 async fn auto_run_reports_every_placed_alloc_running() {
     let c = DevCluster::start().await.unwrap();
     let sim = Simulator::start(
@@ -244,7 +243,6 @@ async fn auto_run_reports_every_placed_alloc_running() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scheduler"]
 async fn statuses_set_by_hand_reach_the_server() {
     let c = DevCluster::start().await.unwrap();
     let sim = Simulator::start(
@@ -309,4 +307,48 @@ async fn statuses_set_by_hand_reach_the_server() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn allocations_of_a_node_that_goes_down_are_lost_and_replaced() {
+    let c = DevCluster::start_with(&HEARTBEAT_FLAGS).await.unwrap();
+    let sim = Simulator::start(
+        c.rpc_addr(),
+        SimConfig {
+            datacenter: "sim".into(),
+            auto_run: true,
+            ..SimConfig::new(3)
+        },
+    )
+    .await
+    .unwrap();
+    register_job(&c, &service_job("cache", "sim", 4)).await;
+    wait_for("4 allocations running", WAIT, || async {
+        Ok(web_summary(&c, "cache").await? == [0, 0, 4, 0, 0, 0])
+    })
+    .await
+    .unwrap();
+    let victim = sim
+        .node_ids()
+        .into_iter()
+        .max_by_key(|id| sim.allocs_of(id).unwrap().len())
+        .unwrap();
+    let lost = sim.allocs_of(&victim).unwrap().len() as u64;
+    assert!(lost > 0);
+    sim.stop_heartbeats(&victim).unwrap();
+    wait_for(
+        "the node's allocations to be lost and replaced",
+        WAIT,
+        || async { Ok(web_summary(&c, "cache").await? == [0, 0, 4, 0, 0, lost]) },
+    )
+    .await
+    .unwrap();
+    // The replacements run on the nodes still alive.
+    let running: Vec<_> = sim
+        .allocs()
+        .into_iter()
+        .filter(|a| a.client_status == "running")
+        .collect();
+    assert_eq!(running.len(), 4);
+    assert!(running.iter().all(|a| a.node_id != victim));
 }
