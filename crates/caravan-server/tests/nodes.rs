@@ -385,6 +385,23 @@ async fn eligibility_rules() {
 async fn drain_rules() {
     let h = harness(ServerConfig::default()).await;
     h.register(1).await;
+    // A drain of an empty node completes at once; a running allocation keeps it draining.
+    let node_id = id(1);
+    h.store
+        .write(move |txn| -> Result<(), caravan_state::StateError> {
+            txn.put(caravan_structs::Allocation {
+                id: "cccccccc-0000-0000-0000-000000000001".into(),
+                namespace: "default".into(),
+                job_id: "gone".into(),
+                node_id,
+                desired_status: "run".into(),
+                client_status: "running".into(),
+                ..Default::default()
+            })?;
+            Ok(())
+        })
+        .await
+        .unwrap();
     let hour = 3_600_000_000_000;
     h.drain(
         1,
