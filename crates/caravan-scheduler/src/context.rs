@@ -5,8 +5,6 @@
 //! Every change to the plan goes through [`EvalContext`] so that node usage and the plan log
 //! (which property sets and spreads replay) never disagree with the plan.
 
-use std::collections::HashMap;
-
 use caravan_structs::{Allocation, Node};
 use rand::rngs::StdRng;
 
@@ -15,10 +13,13 @@ use crate::fit::{Amounts, alloc_amounts};
 use crate::interfaces::{SchedContext, SchedulerConfig, State};
 use crate::network::{PortUsage, alloc_ports, node_reserved_ports};
 use crate::plan::Plan;
+use crate::util::FastMap;
 
 /// What one live allocation contributes to its node.
 #[derive(Debug, Clone)]
-struct Counted {
+struct Counted<'s> {
+    /// The ID of an allocation from the state (new allocations are never taken back).
+    id: Option<&'s str>,
     amounts: Amounts,
     ports: Vec<i64>,
     /// The group, when the allocation belongs to the job being scheduled.
@@ -27,46 +28,48 @@ struct Counted {
 
 /// The load on one node: existing live allocations, adjusted by the plan.
 #[derive(Debug, Clone, Default)]
-pub struct NodeUsage {
+pub struct NodeUsage<'s> {
     pub used: Amounts,
     pub ports: PortUsage,
     /// Live allocations already hold a port twice (or a reserved one).
     pub port_collision: bool,
     /// The node's reserved ports do not parse.
     pub invalid_node: bool,
-    /// Live allocations of the job being scheduled, per group.
-    pub job_groups: HashMap<String, u32>,
-    counted: HashMap<String, Counted>,
+    counted: Vec<Counted<'s>>,
 }
 
-impl NodeUsage {
-    /// Live allocations of the job on the node (any group).
-    pub fn job_total(&self) -> u32 {
-        self.job_groups.values().sum()
+impl<'s> NodeUsage<'s> {
+    /// Live allocations of the job being scheduled in group `tg`.
+    pub fn job_group_count(&self, tg: &str) -> u32 {
+        self.counted
+            .iter()
+            .filter(|c| c.job_group.as_deref() == Some(tg))
+            .count() as u32
     }
 
-    fn add(&mut self, id: &str, c: Counted) {
+    /// Live allocations of the job being scheduled (any group).
+    pub fn job_total(&self) -> u32 {
+        self.counted
+            .iter()
+            .filter(|c| c.job_group.is_some())
+            .count() as u32
+    }
+
+    fn add(&mut self, c: Counted<'s>) {
         self.used.add(c.amounts);
         if !self.ports.add(&c.ports).is_empty() {
             self.port_collision = true;
         }
-        if let Some(g) = &c.job_group {
-            *self.job_groups.entry(g.clone()).or_insert(0) += 1;
-        }
-        self.counted.insert(id.to_owned(), c);
+        self.counted.push(c);
     }
 
     fn remove(&mut self, id: &str) {
-        let Some(c) = self.counted.remove(id) else {
+        let Some(pos) = self.counted.iter().position(|c| c.id == Some(id)) else {
             return;
         };
+        let c = self.counted.swap_remove(pos);
         self.used.sub(c.amounts);
         self.ports.remove(&c.ports);
-        if let Some(g) = &c.job_group
-            && let Some(n) = self.job_groups.get_mut(g)
-        {
-            *n = n.saturating_sub(1);
-        }
     }
 }
 
@@ -90,7 +93,7 @@ pub struct EvalContext<'s, 'c> {
     pub eligibility: Eligibility,
     pub constraints: ConstraintCache,
     pub plan_log: Vec<PlanEvent>,
-    usage: HashMap<String, NodeUsage>,
+    usage: FastMap<&'s str, NodeUsage<'s>>,
 }
 
 impl<'s, 'c> EvalContext<'s, 'c> {
@@ -111,7 +114,7 @@ impl<'s, 'c> EvalContext<'s, 'c> {
             eligibility: Eligibility::default(),
             constraints: ConstraintCache::default(),
             plan_log: Vec::new(),
-            usage: HashMap::new(),
+            usage: FastMap::default(),
         }
     }
 
@@ -127,8 +130,9 @@ impl<'s, 'c> EvalContext<'s, 'c> {
         a.job_id == self.job_id && a.namespace == self.namespace
     }
 
-    fn counted(&self, a: &Allocation) -> Counted {
+    fn counted(&self, a: &Allocation, id: Option<&'s str>) -> Counted<'s> {
         Counted {
+            id,
             amounts: alloc_amounts(a),
             ports: alloc_ports(a),
             job_group: self.is_job(a).then(|| a.task_group.clone()),
@@ -136,24 +140,24 @@ impl<'s, 'c> EvalContext<'s, 'c> {
     }
 
     /// The node's usage, built on first use from its live allocations and the plan.
-    pub fn usage(&mut self, node: &Node) -> &NodeUsage {
+    pub fn usage(&mut self, node: &'s Node) -> &NodeUsage<'s> {
         self.usage_and_rng(node).0
     }
 
     /// The node's usage together with the random generator (port picks need both).
-    pub fn usage_and_rng(&mut self, node: &Node) -> (&NodeUsage, &mut StdRng) {
-        if !self.usage.contains_key(&node.id) {
+    pub fn usage_and_rng(&mut self, node: &'s Node) -> (&NodeUsage<'s>, &mut StdRng) {
+        if !self.usage.contains_key(node.id.as_str()) {
             let u = self.build_usage(node);
-            self.usage.insert(node.id.clone(), u);
+            self.usage.insert(&node.id, u);
         }
         let usage = self
             .usage
-            .get(&node.id)
-            .unwrap_or_else(|| unreachable_usage());
+            .get(node.id.as_str())
+            .unwrap_or_else(|| empty_usage());
         (usage, &mut self.sched.rng)
     }
 
-    fn build_usage(&self, node: &Node) -> NodeUsage {
+    fn build_usage(&self, node: &Node) -> NodeUsage<'s> {
         let (reserved, invalid_node) = match node_reserved_ports(node) {
             Ok(r) => (r, false),
             Err(_) => (Vec::new(), true),
@@ -167,20 +171,20 @@ impl<'s, 'c> EvalContext<'s, 'c> {
         let planned = self.plan.node_allocation.get(&node.id);
         let is_stopped = |id: &str| stopped.is_some_and(|s| s.iter().any(|a| a.id == id));
         let planned_version = |id: &str| planned.and_then(|p| p.iter().find(|a| a.id == id));
-        let mut seen = std::collections::HashSet::new();
-        for a in self.state.allocs_by_node(&node.id) {
-            seen.insert(a.id.as_str());
+        let state_allocs = self.state.allocs_by_node(&node.id);
+        for a in &state_allocs {
             if is_stopped(&a.id) {
                 continue;
             }
-            let a = planned_version(&a.id).unwrap_or(a);
-            if !a.terminal_status() {
-                u.add(&a.id, self.counted(a));
+            let current = planned_version(&a.id).unwrap_or(a);
+            if !current.terminal_status() {
+                u.add(self.counted(current, Some(&a.id)));
             }
         }
         for a in planned.into_iter().flatten() {
-            if !seen.contains(a.id.as_str()) && !a.terminal_status() && !is_stopped(&a.id) {
-                u.add(&a.id, self.counted(a));
+            let known = state_allocs.iter().any(|s| s.id == a.id);
+            if !known && !a.terminal_status() && !is_stopped(&a.id) {
+                u.add(self.counted(a, None));
             }
         }
         u
@@ -197,7 +201,7 @@ impl<'s, 'c> EvalContext<'s, 'c> {
         let now = self.now();
         self.plan
             .append_stopped_alloc(alloc, desc, client_status, followup_eval_id, now);
-        if let Some(u) = self.usage.get_mut(&alloc.node_id) {
+        if let Some(u) = self.usage.get_mut(alloc.node_id.as_str()) {
             u.remove(&alloc.id);
         }
         if !alloc.terminal_status() && self.is_job(alloc) {
@@ -209,18 +213,18 @@ impl<'s, 'c> EvalContext<'s, 'c> {
         }
     }
 
-    /// Takes back a staged stop of `alloc`.
-    pub fn pop_stop(&mut self, alloc: &Allocation) {
+    /// Takes back a staged stop of `alloc` (an allocation of the state).
+    pub fn pop_stop(&mut self, alloc: &'s Allocation) {
         if !self.plan.pop_update(&alloc.node_id, &alloc.id) {
             return;
         }
         if alloc.terminal_status() {
             return;
         }
-        let c = self.counted(alloc);
-        if let Some(u) = self.usage.get_mut(&alloc.node_id) {
+        let c = self.counted(alloc, Some(&alloc.id));
+        if let Some(u) = self.usage.get_mut(alloc.node_id.as_str()) {
             u.remove(&alloc.id);
-            u.add(&alloc.id, c);
+            u.add(c);
         }
         if self.is_job(alloc) {
             self.plan_log.push(PlanEvent {
@@ -233,9 +237,9 @@ impl<'s, 'c> EvalContext<'s, 'c> {
 
     /// Stages a new allocation.
     pub fn place_alloc(&mut self, alloc: Allocation) {
-        let c = self.counted(&alloc);
-        if let Some(u) = self.usage.get_mut(&alloc.node_id) {
-            u.add(&alloc.id, c);
+        let c = self.counted(&alloc, None);
+        if let Some(u) = self.usage.get_mut(alloc.node_id.as_str()) {
+            u.add(c);
         }
         if self.is_job(&alloc) {
             self.plan_log.push(PlanEvent {
@@ -247,22 +251,23 @@ impl<'s, 'c> EvalContext<'s, 'c> {
         self.plan.append_alloc(alloc);
     }
 
-    /// Stages a changed copy of an existing allocation (in-place or attribute update).
-    pub fn update_alloc(&mut self, alloc: Allocation) {
-        let c = (!alloc.terminal_status()).then(|| self.counted(&alloc));
-        if let Some(u) = self.usage.get_mut(&alloc.node_id) {
-            u.remove(&alloc.id);
+    /// Stages a changed copy of `existing`, an allocation of the state (in-place or
+    /// attribute update).
+    pub fn update_alloc(&mut self, existing: &'s Allocation, updated: Allocation) {
+        let c = (!updated.terminal_status()).then(|| self.counted(&updated, Some(&existing.id)));
+        if let Some(u) = self.usage.get_mut(existing.node_id.as_str()) {
+            u.remove(&existing.id);
             if let Some(c) = c {
-                u.add(&alloc.id, c);
+                u.add(c);
             }
         }
-        self.plan.append_alloc(alloc);
+        self.plan.append_alloc(updated);
     }
 }
 
 /// `usage_and_rng` inserts before it looks up, so the lookup cannot miss; this keeps the
 /// code free of `expect` all the same.
-fn unreachable_usage() -> &'static NodeUsage {
-    static EMPTY: std::sync::OnceLock<NodeUsage> = std::sync::OnceLock::new();
+fn empty_usage() -> &'static NodeUsage<'static> {
+    static EMPTY: std::sync::OnceLock<NodeUsage<'static>> = std::sync::OnceLock::new();
     EMPTY.get_or_init(NodeUsage::default)
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use caravan_structs::{Constraint, Job, Node, TaskGroup};
 use regex::Regex;
 
+use crate::util::FastMap;
 use crate::version::{Version, VersionConstraints};
 
 pub const CONSTRAINT_DISTINCT_HOSTS: &str = "distinct_hosts";
@@ -319,9 +320,9 @@ pub enum ClassStatus {
 #[derive(Debug, Default)]
 pub struct Eligibility {
     job_escaped: bool,
-    tg_escaped: HashMap<String, bool>,
-    job: HashMap<String, bool>,
-    tgs: HashMap<String, HashMap<String, bool>>,
+    tg_escaped: FastMap<String, bool>,
+    job: FastMap<String, bool>,
+    tgs: FastMap<String, FastMap<String, bool>>,
 }
 
 impl Eligibility {

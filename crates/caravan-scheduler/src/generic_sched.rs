@@ -238,15 +238,15 @@ impl GenericScheduler<'_> {
         for s in &results.stop {
             ctx.stop_alloc(s.alloc, s.desc, s.client_status, "");
         }
-        for mut u in results.inplace {
+        for (existing, mut u) in results.inplace {
             if u.deployment_id != self.deployment_id {
                 u.deployment_id = self.deployment_id.clone();
                 u.deployment_status = None;
             }
-            ctx.update_alloc(u);
+            ctx.update_alloc(existing, u);
         }
-        for u in results.attribute_updates {
-            ctx.update_alloc(u);
+        for (existing, u) in results.attribute_updates {
+            ctx.update_alloc(existing, u);
         }
 
         let mut new_ids = BTreeSet::new();
@@ -309,7 +309,8 @@ impl GenericScheduler<'_> {
 
         let plan = std::mem::take(&mut ctx.plan);
         drop(ctx);
-        let (result, new_state) = planner.submit_plan(plan.clone())?;
+        let expected: usize = plan.node_allocation.values().map(Vec::len).sum();
+        let (result, new_state) = planner.submit_plan(plan)?;
         self.progress = result.progress_made();
         for (tg, n) in result.placed_per_group(&new_ids) {
             if let Some(q) = self.queued.get_mut(&tg) {
@@ -320,8 +321,8 @@ impl GenericScheduler<'_> {
             self.state = newer;
             return Ok(false);
         }
-        let (full, _, _) = result.full_commit(&plan);
-        if !full {
+        let committed: usize = result.node_allocation.values().map(Vec::len).sum();
+        if committed != expected {
             return Err(SchedulerError::MissingStateRefresh);
         }
         Ok(true)
@@ -365,7 +366,7 @@ impl<'s> ReconcileHost<'s> for Host<'_, 's, '_> {
         let Some(option) = option else {
             return UpdateKind::Destructive;
         };
-        let mut resources = option.resources;
+        let mut resources = stack.resources(tg, &option);
         let old = existing.allocated_resources.as_ref();
         // Ports are never changed by an in-place update.
         for (name, t) in resources.tasks.iter_mut().flatten() {
@@ -466,7 +467,7 @@ impl<'s> Placer<'_, '_, 's> {
             metric.nodes_in_pool = nodes_in_pool;
             match option {
                 Some(option) => {
-                    let alloc = self.new_alloc(ctx, missing, option, metric, &deployment_id);
+                    let alloc = self.new_alloc(ctx, stack, missing, option, metric, &deployment_id);
                     if let Some(prev) = missing.previous {
                         if missing.reschedule {
                             ctx.stop_alloc(prev, ALLOC_RESCHEDULED, "", "");
@@ -503,6 +504,7 @@ impl<'s> Placer<'_, '_, 's> {
     fn new_alloc(
         &mut self,
         ctx: &mut EvalContext<'s, '_>,
+        stack: &Stack<'s>,
         missing: &PlaceRequest<'s>,
         option: RankedOption<'s>,
         metric: AllocMetric,
@@ -521,7 +523,7 @@ impl<'s> Placer<'_, '_, 's> {
             }
         }
         let now = ctx.now();
-        let resources: AllocatedResources = option.resources;
+        let resources: AllocatedResources = stack.resources(tg, &option);
         let mut alloc = Allocation {
             id: ctx.uuid(),
             namespace: job.namespace.clone(),
@@ -600,11 +602,11 @@ fn propagate_task_handles(alloc: &mut Allocation, prev: &Allocation, prev_lost: 
 }
 
 /// A failed allocation that found no node stays as it is, noting the failed attempt.
-fn mark_failed_to_reschedule(ctx: &mut EvalContext<'_, '_>, prev: &Allocation) {
+fn mark_failed_to_reschedule<'s>(ctx: &mut EvalContext<'s, '_>, prev: &'s Allocation) {
     let mut updated = prev.clone();
     updated
         .reschedule_tracker
         .get_or_insert_with(RescheduleTracker::default)
         .last_reschedule = LAST_RESCHEDULE_FAILED_TO_PLACE.to_owned();
-    ctx.update_alloc(updated);
+    ctx.update_alloc(prev, updated);
 }

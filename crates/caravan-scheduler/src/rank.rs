@@ -17,14 +17,28 @@ pub const SCORER_RESCHEDULE_PENALTY: &str = "node-reschedule-penalty";
 pub const SCORER_NODE_AFFINITY: &str = "node-affinity";
 pub const SCORER_SPREAD: &str = "allocation-spread";
 
-/// Builds the `AllocMetric` of one placement attempt.
-#[derive(Debug, Default)]
-pub struct MetricRecorder {
-    pub metric: AllocMetric,
-    top: Vec<NodeScoreMeta>,
+/// The scores of one ranked node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScoreRow {
+    pub binpack: f64,
+    pub anti_affinity: f64,
+    pub reschedule_penalty: f64,
+    pub affinity: f64,
+    /// Only recorded when non-zero.
+    pub spread: Option<f64>,
+    pub norm: f64,
 }
 
-impl MetricRecorder {
+/// Builds the `AllocMetric` of one placement attempt. Scores are kept as plain rows and
+/// only the retained best ones become `NodeScoreMeta`s.
+#[derive(Debug, Default)]
+pub struct MetricRecorder<'s> {
+    pub metric: AllocMetric,
+    /// Best first; the flag says whether the generic scorers ran.
+    top: Vec<(&'s str, ScoreRow, bool)>,
+}
+
+impl<'s> MetricRecorder<'s> {
     pub fn evaluated(&mut self) {
         self.metric.nodes_evaluated += 1;
     }
@@ -66,14 +80,14 @@ impl MetricRecorder {
     }
 
     /// A ranked node's scores; the best few are kept, highest first.
-    pub fn scored(&mut self, meta: NodeScoreMeta) {
+    pub fn scored(&mut self, node_id: &'s str, row: ScoreRow, generic: bool) {
         let pos = self
             .top
             .iter()
-            .position(|m| m.norm_score < meta.norm_score)
+            .position(|(_, r, _)| r.norm < row.norm)
             .unwrap_or(self.top.len());
         if pos < MAX_RETAINED_NODE_SCORES {
-            self.top.insert(pos, meta);
+            self.top.insert(pos, (node_id, row, generic));
             self.top.truncate(MAX_RETAINED_NODE_SCORES);
         }
     }
@@ -82,7 +96,27 @@ impl MetricRecorder {
     pub fn finish(mut self, allocation_time: i64) -> AllocMetric {
         self.metric.allocation_time = allocation_time;
         if !self.top.is_empty() {
-            self.metric.score_meta_data = Some(self.top);
+            let metas = self
+                .top
+                .iter()
+                .map(|(id, row, generic)| {
+                    let mut scores = BTreeMap::from([(SCORER_BINPACK.to_owned(), row.binpack)]);
+                    if *generic {
+                        scores.insert(SCORER_JOB_ANTI_AFFINITY.to_owned(), row.anti_affinity);
+                        scores.insert(SCORER_RESCHEDULE_PENALTY.to_owned(), row.reschedule_penalty);
+                        scores.insert(SCORER_NODE_AFFINITY.to_owned(), row.affinity);
+                        if let Some(s) = row.spread {
+                            scores.insert(SCORER_SPREAD.to_owned(), s);
+                        }
+                    }
+                    NodeScoreMeta {
+                        node_id: (*id).to_owned(),
+                        norm_score: row.norm,
+                        scores: Some(scores),
+                    }
+                })
+                .collect();
+            self.metric.score_meta_data = Some(metas);
         }
         self.metric
     }

@@ -165,8 +165,9 @@ impl NameIndex {
 pub struct Reconciled<'s> {
     pub place: Vec<PlaceRequest<'s>>,
     pub destructive: Vec<PlaceRequest<'s>>,
-    pub inplace: Vec<Allocation>,
-    pub attribute_updates: Vec<Allocation>,
+    /// (existing, its updated copy).
+    pub inplace: Vec<(&'s Allocation, Allocation)>,
+    pub attribute_updates: Vec<(&'s Allocation, Allocation)>,
     pub stop: Vec<StopRequest<'s>>,
     pub followup_evals: Vec<Evaluation>,
     /// The deployment new allocations join (new or existing, active).
@@ -474,7 +475,7 @@ impl<'s, 'h> Reconciler<'s, 'h> {
                 UpdateKind::Destructive => destructive.push(a),
                 UpdateKind::InPlace(updated) => {
                     inplace_count += 1;
-                    self.result.inplace.push(*updated);
+                    self.result.inplace.push((a, *updated));
                 }
             }
         }
@@ -638,7 +639,7 @@ impl<'s, 'h> Reconciler<'s, 'h> {
             }
             let mut updated = a.clone();
             updated.followup_eval_id = eval.id.clone();
-            self.result.attribute_updates.push(updated);
+            self.result.attribute_updates.push((a, updated));
         }
         self.result.followup_evals.push(eval);
     }

@@ -6,13 +6,13 @@
 //! its limit and max-score iterators). The system schedulers use the same stack one node at
 //! a time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use caravan_structs::{
-    Affinity, AllocMetric, AllocatedCpuResources, AllocatedMemoryResources, AllocatedResources,
-    AllocatedSharedResources, AllocatedTaskResources, Constraint, Job, Node, NodeScoreMeta,
-    TaskGroup,
+    Affinity, AllocMetric, AllocatedCpuResources, AllocatedMemoryResources, AllocatedPortMapping,
+    AllocatedResources, AllocatedSharedResources, AllocatedTaskResources, Constraint, Job,
+    NetworkResource, Node, TaskGroup,
 };
 
 use crate::context::EvalContext;
@@ -21,13 +21,11 @@ use crate::feasible::{
     FILTER_MISSING_DRIVERS, computed_class, constraint_string, has_drivers, network_feasible,
     task_group_constraints,
 };
-use crate::fit::{allocated_amounts, node_available, score_fit};
+use crate::fit::{Amounts, allocated_amounts, node_available, score_fit};
 use crate::network::{assign_group_ports, assign_task_network, group_network_resource};
 use crate::propertyset::PropertySet;
-use crate::rank::{
-    MetricRecorder, SCORER_BINPACK, SCORER_JOB_ANTI_AFFINITY, SCORER_NODE_AFFINITY,
-    SCORER_RESCHEDULE_PENALTY, SCORER_SPREAD, SpreadInfo, affinity_score, spread_score,
-};
+use crate::rank::{MetricRecorder, ScoreRow, SpreadInfo, affinity_score, spread_score};
+use crate::util::FastMap;
 
 /// Candidates scoring at or below this may be skipped for better ones.
 const SKIP_SCORE_THRESHOLD: f64 = 0.0;
@@ -45,12 +43,24 @@ pub struct SelectOptions<'s> {
     pub preferred: Option<&'s Node>,
 }
 
-/// The chosen node and the resources reserved on it.
+/// The chosen node and the ports picked on it.
 #[derive(Debug, Clone)]
 pub struct RankedOption<'s> {
     pub node: &'s Node,
     pub score: f64,
-    pub resources: AllocatedResources,
+    /// Group ports and the group network as recorded on the allocation.
+    group_ports: Option<(Vec<AllocatedPortMapping>, NetworkResource)>,
+    /// Legacy task-level networks, per task.
+    task_networks: Vec<(String, NetworkResource)>,
+}
+
+/// What a group asks of every node, computed once.
+struct GroupAsk {
+    /// The allocated resources without ports.
+    template: AllocatedResources,
+    amounts: Amounts,
+    group_network: Option<NetworkResource>,
+    task_networks: Vec<(String, NetworkResource)>,
 }
 
 /// What the stack knows of a group, computed at its first placement.
@@ -62,6 +72,7 @@ struct GroupInfo {
     affinities: Vec<Affinity>,
     spreads: Vec<(SpreadInfo, PropertySet)>,
     spread_weight_sum: f64,
+    ask: GroupAsk,
 }
 
 /// Where the candidates of one placement come from.
@@ -90,7 +101,7 @@ pub struct Stack<'s> {
     job_constraints: Vec<(Constraint, String)>,
     job_distinct_hosts: bool,
     job_distinct_sets: Option<Vec<PropertySet>>,
-    groups: HashMap<String, GroupInfo>,
+    groups: FastMap<String, GroupInfo>,
     lowest_spread_boost: f64,
 }
 
@@ -127,7 +138,7 @@ impl<'s> Stack<'s> {
                 })
                 .collect(),
             job_distinct_sets: None,
-            groups: HashMap::new(),
+            groups: FastMap::default(),
             lowest_spread_boost: -1.0,
         }
     }
@@ -191,6 +202,7 @@ impl<'s> Stack<'s> {
             ));
         }
         let info = GroupInfo {
+            ask: group_ask(tg, ctx.config.memory_oversubscription_enabled),
             distinct_hosts: distinct_hosts(&constraints),
             constraints: constraints
                 .into_iter()
@@ -361,7 +373,7 @@ impl<'s> Stack<'s> {
         tg: &TaskGroup,
         opts: &SelectOptions<'s>,
         cur: &mut Cursor<'_, 's>,
-        rec: &mut MetricRecorder,
+        rec: &mut MetricRecorder<'s>,
     ) -> Option<RankedOption<'s>> {
         while let Some(node) = self.next_node(cur) {
             rec.evaluated();
@@ -406,7 +418,7 @@ impl<'s> Stack<'s> {
         ctx: &mut EvalContext<'s, '_>,
         tg: &TaskGroup,
         node: &'s Node,
-        rec: &mut MetricRecorder,
+        rec: &mut MetricRecorder<'s>,
     ) -> bool {
         let class = computed_class(node);
         let job_status = ctx.eligibility.job_status(&class);
@@ -472,7 +484,7 @@ impl<'s> Stack<'s> {
             let collides = if self.job_distinct_hosts {
                 usage.job_total() > 0
             } else {
-                usage.job_groups.get(&tg.name).is_some_and(|n| *n > 0)
+                usage.job_group_count(&tg.name) > 0
             };
             if collides {
                 rec.filter(node, CONSTRAINT_DISTINCT_HOSTS);
@@ -497,10 +509,10 @@ impl<'s> Stack<'s> {
         tg: &TaskGroup,
         node: &'s Node,
         opts: &SelectOptions<'s>,
-        rec: &mut MetricRecorder,
+        rec: &mut MetricRecorder<'s>,
     ) -> Option<RankedOption<'s>> {
         let algorithm = ctx.config.algorithm;
-        let oversubscription = ctx.config.memory_oversubscription_enabled;
+        let info = self.groups.get(&tg.name)?;
         let (usage, rng) = ctx.usage_and_rng(node);
         if usage.invalid_node {
             rec.exhausted(node, "network: invalid node");
@@ -512,15 +524,12 @@ impl<'s> Stack<'s> {
         }
 
         let mut taken = BTreeSet::new();
-        let mut shared = AllocatedSharedResources {
-            disk_mb: tg.ephemeral_disk.as_ref().map_or(0, |d| d.size_mb),
-            ..Default::default()
-        };
-        if let Some(ask) = tg.networks.as_ref().and_then(|n| n.first()) {
+        let mut group_ports = None;
+        if let Some(ask) = &info.ask.group_network {
             match assign_group_ports(rng, node, &usage.ports, &mut taken, ask) {
                 Ok(offer) => {
-                    shared.networks = Some(vec![group_network_resource(node, ask, &offer)]);
-                    shared.ports = Some(offer);
+                    let network = group_network_resource(node, ask, &offer);
+                    group_ports = Some((offer, network));
                 }
                 Err(e) => {
                     rec.exhausted(node, &format!("network: {e}"));
@@ -528,86 +537,48 @@ impl<'s> Stack<'s> {
                 }
             }
         }
-        let mut tasks = BTreeMap::new();
-        let mut lifecycles = BTreeMap::new();
-        for task in tg.tasks.iter().flatten() {
-            let res = task.resources.clone().unwrap_or_default();
-            let mut tr = AllocatedTaskResources {
-                cpu: AllocatedCpuResources {
-                    cpu_shares: res.cpu,
-                    reserved_cores: None,
-                },
-                memory: AllocatedMemoryResources {
-                    memory_mb: res.memory_mb,
-                    memory_max_mb: if oversubscription {
-                        res.memory_max_mb
-                    } else {
-                        0
-                    },
-                },
-                ..Default::default()
-            };
-            if let Some(ask) = res.networks.as_ref().and_then(|n| n.first()) {
-                match assign_task_network(rng, node, &usage.ports, &mut taken, ask) {
-                    Ok(offer) => tr.networks = Some(vec![offer]),
-                    Err(e) => {
-                        rec.exhausted(node, &format!("network: {e}"));
-                        return None;
-                    }
+        let mut task_networks = Vec::new();
+        for (task, ask) in &info.ask.task_networks {
+            match assign_task_network(rng, node, &usage.ports, &mut taken, ask) {
+                Ok(offer) => task_networks.push((task.clone(), offer)),
+                Err(e) => {
+                    rec.exhausted(node, &format!("network: {e}"));
+                    return None;
                 }
             }
-            tasks.insert(task.name.clone(), tr);
-            lifecycles.insert(task.name.clone(), task.lifecycle.clone());
         }
-        let resources = AllocatedResources {
-            shared,
-            task_lifecycles: Some(lifecycles),
-            tasks: Some(tasks),
-        };
 
         let mut total = usage.used;
-        total.add(allocated_amounts(&resources));
+        total.add(info.ask.amounts);
         let available = node_available(node);
         if let Some(dim) = available.exceeded_by(&total) {
             rec.exhausted(node, dim);
             return None;
         }
-        let collisions = usage.job_groups.get(&tg.name).copied().unwrap_or(0);
+        let collisions = usage.job_group_count(&tg.name);
 
-        let mut meta = BTreeMap::new();
-        let mut scores = Vec::with_capacity(5);
-        let fitness = score_fit(algorithm, &available, &total) / BINPACK_MAX_FIT_SCORE;
-        scores.push(fitness);
-        meta.insert(SCORER_BINPACK.to_owned(), fitness);
-
+        let mut row = ScoreRow {
+            binpack: score_fit(algorithm, &available, &total) / BINPACK_MAX_FIT_SCORE,
+            ..ScoreRow::default()
+        };
+        let mut sum = row.binpack;
+        let mut n = 1.0;
         if !self.system {
-            let anti = if collisions > 0 {
-                let s = -f64::from(collisions + 1) / (tg.count.max(1) as f64);
-                scores.push(s);
-                s
-            } else {
-                0.0
-            };
-            meta.insert(SCORER_JOB_ANTI_AFFINITY.to_owned(), anti);
-
-            let penalty = if opts.penalty_nodes.contains(&node.id) {
-                scores.push(-1.0);
-                -1.0
-            } else {
-                0.0
-            };
-            meta.insert(SCORER_RESCHEDULE_PENALTY.to_owned(), penalty);
-
-            let info = self.groups.get(&tg.name)?;
-            let affinity = if info.affinities.is_empty() {
-                0.0
-            } else {
-                let s = affinity_score(&mut ctx.constraints, &info.affinities, node);
-                scores.push(s);
-                s
-            };
-            meta.insert(SCORER_NODE_AFFINITY.to_owned(), affinity);
-
+            if collisions > 0 {
+                row.anti_affinity = -f64::from(collisions + 1) / (tg.count.max(1) as f64);
+                sum += row.anti_affinity;
+                n += 1.0;
+            }
+            if opts.penalty_nodes.contains(&node.id) {
+                row.reschedule_penalty = -1.0;
+                sum -= 1.0;
+                n += 1.0;
+            }
+            if !info.affinities.is_empty() {
+                row.affinity = affinity_score(&mut ctx.constraints, &info.affinities, node);
+                sum += row.affinity;
+                n += 1.0;
+            }
             if !info.spreads.is_empty() {
                 let s = spread_score(
                     &info.spreads,
@@ -616,23 +587,87 @@ impl<'s> Stack<'s> {
                     node,
                 );
                 if s != 0.0 {
-                    scores.push(s);
-                    meta.insert(SCORER_SPREAD.to_owned(), s);
+                    row.spread = Some(s);
+                    sum += s;
+                    n += 1.0;
                 }
             }
         }
-
-        let score = scores.iter().sum::<f64>() / scores.len() as f64;
-        rec.scored(NodeScoreMeta {
-            node_id: node.id.clone(),
-            norm_score: score,
-            scores: Some(meta),
-        });
+        row.norm = sum / n;
+        rec.scored(&node.id, row, !self.system);
         Some(RankedOption {
             node,
-            score,
-            resources,
+            score: row.norm,
+            group_ports,
+            task_networks,
         })
+    }
+
+    /// The resources an allocation of `tg` reserves on the chosen node.
+    pub fn resources(&self, tg: &TaskGroup, option: &RankedOption<'s>) -> AllocatedResources {
+        let Some(info) = self.groups.get(&tg.name) else {
+            return AllocatedResources::default();
+        };
+        let mut r = info.ask.template.clone();
+        if let Some((ports, network)) = &option.group_ports {
+            r.shared.ports = Some(ports.clone());
+            r.shared.networks = Some(vec![network.clone()]);
+        }
+        for (task, network) in &option.task_networks {
+            if let Some(t) = r.tasks.as_mut().and_then(|t| t.get_mut(task)) {
+                t.networks = Some(vec![network.clone()]);
+            }
+        }
+        r
+    }
+}
+
+/// The group's resource ask: its tasks' cpu and memory, its disk, its network asks.
+fn group_ask(tg: &TaskGroup, oversubscription: bool) -> GroupAsk {
+    let mut tasks = BTreeMap::new();
+    let mut lifecycles = BTreeMap::new();
+    let mut task_networks = Vec::new();
+    for task in tg.tasks.iter().flatten() {
+        let res = task.resources.as_ref();
+        tasks.insert(
+            task.name.clone(),
+            AllocatedTaskResources {
+                cpu: AllocatedCpuResources {
+                    cpu_shares: res.map_or(0, |r| r.cpu),
+                    reserved_cores: None,
+                },
+                memory: AllocatedMemoryResources {
+                    memory_mb: res.map_or(0, |r| r.memory_mb),
+                    memory_max_mb: if oversubscription {
+                        res.map_or(0, |r| r.memory_max_mb)
+                    } else {
+                        0
+                    },
+                },
+                ..Default::default()
+            },
+        );
+        lifecycles.insert(task.name.clone(), task.lifecycle.clone());
+        if let Some(ask) = res
+            .and_then(|r| r.networks.as_ref())
+            .and_then(|n| n.first())
+        {
+            task_networks.push((task.name.clone(), ask.clone()));
+        }
+    }
+    let template = AllocatedResources {
+        shared: AllocatedSharedResources {
+            disk_mb: tg.ephemeral_disk.as_ref().map_or(0, |d| d.size_mb),
+            ..Default::default()
+        },
+        task_lifecycles: Some(lifecycles),
+        tasks: Some(tasks),
+    };
+    GroupAsk {
+        amounts: allocated_amounts(&template),
+        template,
+        group_network: tg.networks.as_ref().and_then(|n| n.first()).cloned(),
+        task_networks,
     }
 }
 

@@ -229,7 +229,7 @@ impl SystemScheduler<'_> {
         if let (Some(job), Some(stack)) = (live_job, stack.as_mut()) {
             for (a, tg, node) in updates {
                 match in_place(&mut ctx, stack, job, a, tg, node) {
-                    Some(updated) => ctx.update_alloc(updated),
+                    Some(updated) => ctx.update_alloc(a, updated),
                     None => {
                         ctx.stop_alloc(a, ALLOC_UPDATING, "", "");
                         places.push(SystemPlace {
@@ -286,7 +286,7 @@ impl SystemScheduler<'_> {
                     continue;
                 };
                 let now = ctx.now();
-                let resources = option.resources;
+                let resources = stack.resources(p.tg, &option);
                 let alloc = Allocation {
                     id: ctx.uuid(),
                     namespace: job.namespace.clone(),
@@ -339,7 +339,8 @@ impl SystemScheduler<'_> {
         }
         let plan = std::mem::take(&mut ctx.plan);
         drop(ctx);
-        let (result, new_state) = planner.submit_plan(plan.clone())?;
+        let expected: usize = plan.node_allocation.values().map(Vec::len).sum();
+        let (result, new_state) = planner.submit_plan(plan)?;
         self.progress = result.progress_made();
         for (tg, n) in result.placed_per_group(new_ids) {
             if let Some(q) = self.queued.get_mut(&tg) {
@@ -350,8 +351,8 @@ impl SystemScheduler<'_> {
             self.state = newer;
             return Ok(false);
         }
-        let (full, _, _) = result.full_commit(&plan);
-        if !full {
+        let committed: usize = result.node_allocation.values().map(Vec::len).sum();
+        if committed != expected {
             return Err(SchedulerError::MissingStateRefresh);
         }
         Ok(true)
@@ -380,7 +381,8 @@ fn in_place<'s>(
     ctx.stop_alloc(existing, ALLOC_IN_PLACE, "", "");
     let (option, _) = stack.select_on(ctx, tg, &[node], &SelectOptions::default());
     ctx.pop_stop(existing);
-    let mut resources = option?.resources;
+    let option = option?;
+    let mut resources = stack.resources(tg, &option);
     let prev = existing.allocated_resources.as_ref();
     for (name, t) in resources.tasks.iter_mut().flatten() {
         t.networks = prev

@@ -28,6 +28,33 @@ pub const BLOCKED_EVAL_MAX_PLAN_DESC: &str = "created due to placement conflicts
 pub const BLOCKED_EVAL_FAILED_PLACEMENTS: &str = "created to place remaining allocations";
 pub const RESCHEDULING_FOLLOWUP_EVAL_DESC: &str = "created for delayed rescheduling";
 
+/// FNV-1a: a fast hash for the scheduler's internal maps, keyed by short IDs and names it
+/// built itself (no untrusted keys, so no need for SipHash's flood resistance).
+#[derive(Debug, Clone, Copy)]
+pub struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with [`FnvHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FnvHasher>>;
+
 /// `<job>.<group>[<index>]`.
 pub fn alloc_name(job: &str, group: &str, idx: u64) -> String {
     format!("{job}.{group}[{idx}]")
