@@ -12,6 +12,10 @@ use crate::error::SchedulerError;
 use crate::plan::{Plan, PlanResult};
 
 /// A consistent, read-only snapshot of the cluster, as of [`State::index`].
+///
+/// Nodes must carry a current `ComputedClass` (`Node::set_computed_class` whenever what it
+/// hashes changes): feasibility answers are memoised per class within an evaluation and
+/// recorded on blocked evals. A node with an empty class has it computed on the fly.
 pub trait State: Send + Sync {
     /// The index the snapshot is at.
     fn index(&self) -> u64;
@@ -79,7 +83,8 @@ pub struct SchedulerConfig {
 }
 
 /// What a scheduler run may not take from the environment: the time and the randomness
-/// (node shuffle, dynamic ports, IDs). Same state, eval, seed and `now` give the same plans.
+/// (node shuffle, dynamic ports, IDs). Same state, eval, seed and `now` give the same plans —
+/// and the same IDs, so production callers seed every run from a random source.
 #[derive(Debug, Clone)]
 pub struct SchedContext {
     /// Unix nanoseconds: create/modify times, reschedule arithmetic.

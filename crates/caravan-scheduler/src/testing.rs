@@ -205,6 +205,7 @@ pub struct Harness {
     pub reject_nodes_once: BTreeSet<String>,
     /// Unix nanoseconds handed to the scheduler.
     pub now: i64,
+    /// The seed of the last run (incremented before each).
     pub seed: u64,
 }
 
@@ -222,9 +223,11 @@ impl Harness {
         Arc::new(self.state.clone())
     }
 
-    /// Runs the scheduler on `eval` against the current state.
+    /// Runs the scheduler on `eval` against the current state. Each run draws from the next
+    /// seed, so IDs never repeat across runs.
     pub fn process(&mut self, eval: &Evaluation) -> Result<(), SchedulerError> {
         let state = self.snapshot();
+        self.seed += 1;
         let mut ctx = SchedContext::new(self.now, self.seed);
         crate::process_eval(eval, state, self, &mut ctx)
     }
