@@ -18,6 +18,7 @@ pub const CONSTRAINT_DISTINCT_PROPERTY: &str = "distinct_property";
 pub const FILTER_MISSING_DRIVERS: &str = "missing drivers";
 pub const FILTER_MISSING_NETWORK: &str = "missing network";
 pub const FILTER_CLASS_INELIGIBLE: &str = "computed class ineligible";
+pub const FILTER_HOST_VOLUMES: &str = "missing compatible host volumes";
 
 /// Nomad's display form of a constraint, the `ConstraintFiltered` key.
 pub fn constraint_string(c: &Constraint) -> String {
@@ -229,6 +230,22 @@ pub fn network_feasible(node: &Node, tg: &TaskGroup) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether the node exposes every host volume the group mounts (read-write asks need a
+/// writable volume). Not memoised per class: host volumes are not part of it. Per-allocation
+/// volume names and dynamic host volumes' claims are not checked.
+pub fn has_host_volumes(node: &Node, tg: &TaskGroup) -> bool {
+    tg.volumes
+        .iter()
+        .flat_map(|v| v.values())
+        .filter(|req| req.r#type == "host")
+        .all(|req| {
+            node.host_volumes
+                .as_ref()
+                .and_then(|vols| vols.get(&req.source))
+                .is_some_and(|vol| req.read_only || !vol.read_only)
+        })
 }
 
 /// `*`-only glob match (go-glob), as Nomad matches job datacenters against nodes.

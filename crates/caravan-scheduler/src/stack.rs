@@ -18,8 +18,8 @@ use caravan_structs::{
 use crate::context::EvalContext;
 use crate::feasible::{
     CONSTRAINT_DISTINCT_HOSTS, CONSTRAINT_DISTINCT_PROPERTY, ClassStatus, FILTER_CLASS_INELIGIBLE,
-    FILTER_MISSING_DRIVERS, computed_class, constraint_string, has_drivers, network_feasible,
-    task_group_constraints,
+    FILTER_HOST_VOLUMES, FILTER_MISSING_DRIVERS, computed_class, constraint_string, has_drivers,
+    has_host_volumes, network_feasible, task_group_constraints,
 };
 use crate::fit::{Amounts, allocated_amounts, node_available, score_fit};
 use crate::network::{assign_group_ports, assign_task_network, group_network_resource};
@@ -479,6 +479,10 @@ impl<'s> Stack<'s> {
             }
         }
 
+        if !has_host_volumes(node, tg) {
+            rec.filter(node, FILTER_HOST_VOLUMES);
+            return false;
+        }
         if self.job_distinct_hosts || info.distinct_hosts {
             let usage = ctx.usage(node);
             let collides = if self.job_distinct_hosts {

@@ -383,3 +383,47 @@ fn task_and_group_constraints_apply() {
             .all(|a| a.node_id == "arm")
     );
 }
+
+#[test]
+fn host_volumes_must_exist_and_be_writable_when_asked() {
+    let mut h = Harness::new();
+    for (id, vol, ro) in [
+        ("rw", Some("data"), false),
+        ("ro", Some("data"), true),
+        ("none", None, false),
+    ] {
+        let mut n = mock_node(id);
+        if let Some(v) = vol {
+            n.host_volumes = Some(BTreeMap::from([(
+                v.to_owned(),
+                caravan_structs::HostVolumeInfo {
+                    name: v.into(),
+                    path: "/srv/data".into(),
+                    read_only: ro,
+                    ..Default::default()
+                },
+            )]));
+        }
+        h.state.upsert_node(n);
+    }
+    let mut job = mock_job("web");
+    job.task_groups.as_mut().unwrap()[0].count = 9;
+    job.task_groups.as_mut().unwrap()[0].volumes = Some(BTreeMap::from([(
+        "data".to_owned(),
+        caravan_structs::VolumeRequest {
+            name: "data".into(),
+            r#type: "host".into(),
+            source: "data".into(),
+            ..Default::default()
+        },
+    )]));
+    let job = h.state.upsert_job(job);
+    h.process(&mock_eval(&job, "e")).unwrap();
+    assert!(
+        h.live_allocs("default", "web")
+            .iter()
+            .all(|a| a.node_id == "rw")
+    );
+    let m = &h.last_eval().unwrap().failed_tg_allocs.as_ref().unwrap()["web"];
+    assert!(m.constraint_filtered.as_ref().unwrap()["missing compatible host volumes"] >= 2);
+}
