@@ -741,3 +741,79 @@ async fn allocation_list_parameters_and_bad_input() {
             .all(|a| a["NodeID"] == node && a["Job"]["ID"] == "lister")
     );
 }
+
+#[tokio::test]
+async fn service_jobs_with_an_update_block_get_a_deployment() {
+    let c = PgCluster::start().await.unwrap();
+    let sim = Simulator::start(c.rpc_addr(), sim_config(2, "dc-deploy"))
+        .await
+        .unwrap();
+    let mut spec = job("rolling", "service", 2, "dc-deploy");
+    spec["Update"] = json!({"MaxParallel": 1, "MinHealthyTime": 1_000_000_000_i64});
+    register(&c, &spec).await;
+    let allocs = wait_allocs(&c, "rolling", |a| a.len() == 2).await;
+    let d = wait_json(&c, "/v1/job/rolling/deployment", |d| d.is_object()).await;
+    let id = d["ID"].as_str().unwrap().to_owned();
+    assert_eq!(d["Status"], "running", "{d}");
+    assert_eq!(d["JobVersion"], 0);
+    assert_eq!(d["TaskGroups"]["g"]["DesiredTotal"], 2, "{d}");
+    assert_eq!(d["TaskGroups"]["g"]["PlacedAllocs"], 2, "{d}");
+    for a in &allocs {
+        let doc = alloc_doc(&c, a["ID"].as_str().unwrap()).await;
+        assert_eq!(doc["DeploymentID"], id.as_str());
+    }
+    // What the client reports of the allocation's health is kept with it.
+    let first = allocs[0]["ID"].as_str().unwrap();
+    sim_sees(&sim, first).await;
+    sim.set_status(first, AllocStatus::Running).await.unwrap();
+    let doc = wait_json(&c, &format!("/v1/allocation/{first}"), |a| {
+        a["ClientStatus"] == "running"
+    })
+    .await;
+    assert_eq!(
+        doc["DeploymentStatus"]["Healthy"], true,
+        "{}",
+        doc["DeploymentStatus"]
+    );
+    // The deployment endpoints.
+    let (one, _) = get_json(c.client(), &format!("/v1/deployment/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(one["ID"], id.as_str());
+    let (list, meta) = get_json(c.client(), "/v1/deployments").await.unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["ID"] == id.as_str())
+    );
+    assert!(meta.last_index >= 1);
+    let (by_prefix, _) = get_json(c.client(), &format!("/v1/deployments?prefix={}", &id[..4]))
+        .await
+        .unwrap();
+    assert_eq!(by_prefix[0]["ID"], id.as_str());
+    let (its_allocs, _) = get_json(c.client(), &format!("/v1/deployment/allocations/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(its_allocs.as_array().unwrap().len(), 2);
+    let (job_deps, _) = get_json(c.client(), "/v1/job/rolling/deployments")
+        .await
+        .unwrap();
+    assert_eq!(job_deps.as_array().unwrap().len(), 1);
+    for (path, status) in [
+        ("/v1/deployment/00000000-0000-0000-0000-000000000000", 404),
+        ("/v1/deployment/xyz", 400),
+        ("/v1/deployments?prefix=abc", 400),
+        ("/v1/deployments?per_page=-5", 400),
+    ] {
+        let r = c.client().get(path, &QueryOptions::new()).await.unwrap();
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
+    // A batch job gets none.
+    register(&c, &job("oneshot", "batch", 1, "dc-deploy")).await;
+    wait_allocs(&c, "oneshot", |a| a.len() == 1).await;
+    let (none, _) = get_json(c.client(), "/v1/job/oneshot/deployment")
+        .await
+        .unwrap();
+    assert!(none.is_null(), "{none}");
+}
