@@ -36,29 +36,40 @@ pub struct NodeUsage<'s> {
     /// The node's reserved ports do not parse.
     pub invalid_node: bool,
     counted: Vec<Counted<'s>>,
+    /// Live allocations of the job being scheduled, per group (few entries).
+    job_groups: Vec<(String, u32)>,
 }
 
 impl<'s> NodeUsage<'s> {
     /// Live allocations of the job being scheduled in group `tg`.
     pub fn job_group_count(&self, tg: &str) -> u32 {
-        self.counted
+        self.job_groups
             .iter()
-            .filter(|c| c.job_group.as_deref() == Some(tg))
-            .count() as u32
+            .find(|(g, _)| g == tg)
+            .map_or(0, |(_, n)| *n)
     }
 
     /// Live allocations of the job being scheduled (any group).
     pub fn job_total(&self) -> u32 {
-        self.counted
-            .iter()
-            .filter(|c| c.job_group.is_some())
-            .count() as u32
+        self.job_groups.iter().map(|(_, n)| n).sum()
+    }
+
+    fn count_job_group(&mut self, group: &str, delta: i64) {
+        match self.job_groups.iter_mut().find(|(g, _)| g == group) {
+            Some((_, n)) => *n = u32::try_from(i64::from(*n) + delta).unwrap_or(0),
+            None if delta > 0 => self.job_groups.push((group.to_owned(), 1)),
+            None => {}
+        }
     }
 
     fn add(&mut self, c: Counted<'s>) {
         self.used.add(c.amounts);
         if !self.ports.add(&c.ports).is_empty() {
             self.port_collision = true;
+        }
+        if let Some(g) = &c.job_group {
+            let g = g.clone();
+            self.count_job_group(&g, 1);
         }
         self.counted.push(c);
     }
@@ -70,6 +81,9 @@ impl<'s> NodeUsage<'s> {
         let c = self.counted.swap_remove(pos);
         self.used.sub(c.amounts);
         self.ports.remove(&c.ports);
+        if let Some(g) = &c.job_group {
+            self.count_job_group(g, -1);
+        }
     }
 }
 

@@ -331,75 +331,99 @@ pub enum ClassStatus {
     Escaped,
 }
 
+/// What is known of one computed class.
+#[derive(Debug, Default)]
+struct ClassMemo {
+    job: Option<bool>,
+    /// Per group (few).
+    groups: Vec<(String, bool)>,
+}
+
 /// Per-evaluation memo of feasibility by computed class, also reported on blocked evals
 /// (`ClassEligibility`, `EscapedComputedClass`) so they unblock only when a class that could
 /// help changes.
 #[derive(Debug, Default)]
 pub struct Eligibility {
     job_escaped: bool,
-    tg_escaped: FastMap<String, bool>,
-    job: FastMap<String, bool>,
-    tgs: FastMap<String, FastMap<String, bool>>,
+    tg_escaped: Vec<(String, bool)>,
+    classes: FastMap<String, ClassMemo>,
 }
 
 impl Eligibility {
     pub fn set_job(&mut self, job: &Job) {
         self.job_escaped = job.constraints.iter().flatten().any(escapes);
-        for tg in job.task_groups.iter().flatten() {
-            let (constraints, _) = task_group_constraints(tg);
-            self.tg_escaped
-                .insert(tg.name.clone(), constraints.iter().any(escapes));
-        }
+        self.tg_escaped = job
+            .task_groups
+            .iter()
+            .flatten()
+            .map(|tg| {
+                let (constraints, _) = task_group_constraints(tg);
+                (tg.name.clone(), constraints.iter().any(escapes))
+            })
+            .collect();
     }
 
     /// Forgets every answer (the system scheduler checks node by node).
     pub fn reset(&mut self) {
-        self.job.clear();
-        self.tgs.clear();
+        self.classes.clear();
     }
 
-    pub fn job_status(&self, class: &str) -> ClassStatus {
-        if self.job_escaped {
-            return ClassStatus::Escaped;
-        }
-        match self.job.get(class) {
+    /// What is known of the class for the job and for group `tg`.
+    pub fn statuses(&self, tg: &str, class: &str) -> (ClassStatus, ClassStatus) {
+        let memo = self.classes.get(class);
+        let known = |v: Option<bool>| match v {
             Some(true) => ClassStatus::Eligible,
             Some(false) => ClassStatus::Ineligible,
             None => ClassStatus::Unknown,
-        }
+        };
+        let job = if self.job_escaped {
+            ClassStatus::Escaped
+        } else {
+            known(memo.and_then(|m| m.job))
+        };
+        let tg_escaped = self
+            .tg_escaped
+            .iter()
+            .any(|(name, escaped)| name == tg && *escaped);
+        let group = if tg_escaped {
+            ClassStatus::Escaped
+        } else {
+            known(memo.and_then(|m| {
+                m.groups
+                    .iter()
+                    .find(|(name, _)| name == tg)
+                    .map(|(_, e)| *e)
+            }))
+        };
+        (job, group)
     }
 
-    pub fn tg_status(&self, tg: &str, class: &str) -> ClassStatus {
-        if self.tg_escaped.get(tg).copied().unwrap_or(false) {
-            return ClassStatus::Escaped;
-        }
-        match self.tgs.get(tg).and_then(|m| m.get(class)) {
-            Some(true) => ClassStatus::Eligible,
-            Some(false) => ClassStatus::Ineligible,
-            None => ClassStatus::Unknown,
-        }
+    /// Only called the first time a class is answered, so the key copy is rare.
+    fn memo(&mut self, class: &str) -> &mut ClassMemo {
+        self.classes.entry(class.to_owned()).or_default()
     }
 
     pub fn set_job_eligibility(&mut self, eligible: bool, class: &str) {
-        self.job.insert(class.to_owned(), eligible);
+        self.memo(class).job = Some(eligible);
     }
 
     pub fn set_tg_eligibility(&mut self, eligible: bool, tg: &str, class: &str) {
-        self.tgs
-            .entry(tg.to_owned())
-            .or_default()
-            .insert(class.to_owned(), eligible);
+        let memo = self.memo(class);
+        match memo.groups.iter_mut().find(|(name, _)| name == tg) {
+            Some((_, e)) => *e = eligible,
+            None => memo.groups.push((tg.to_owned(), eligible)),
+        }
     }
 
     pub fn has_escaped(&self) -> bool {
-        self.job_escaped || self.tg_escaped.values().any(|e| *e)
+        self.job_escaped || self.tg_escaped.iter().any(|(_, e)| *e)
     }
 
     /// Class → eligible: eligible for some group and for the job.
     pub fn classes(&self) -> BTreeMap<String, bool> {
         let mut out = BTreeMap::new();
-        for classes in self.tgs.values() {
-            for (class, eligible) in classes {
+        for (class, memo) in &self.classes {
+            for (_, eligible) in &memo.groups {
                 if *eligible {
                     out.insert(class.clone(), true);
                 } else {
@@ -407,11 +431,15 @@ impl Eligibility {
                 }
             }
         }
-        for (class, eligible) in &self.job {
-            if *eligible {
-                out.entry(class.clone()).or_insert(true);
-            } else {
-                out.insert(class.clone(), false);
+        for (class, memo) in &self.classes {
+            match memo.job {
+                Some(true) => {
+                    out.entry(class.clone()).or_insert(true);
+                }
+                Some(false) => {
+                    out.insert(class.clone(), false);
+                }
+                None => {}
             }
         }
         out

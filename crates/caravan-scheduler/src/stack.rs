@@ -421,7 +421,7 @@ impl<'s> Stack<'s> {
         rec: &mut MetricRecorder<'s>,
     ) -> bool {
         let class = computed_class(node);
-        let job_status = ctx.eligibility.job_status(&class);
+        let (job_status, tg_status) = ctx.eligibility.statuses(&tg.name, &class);
         match job_status {
             ClassStatus::Ineligible => {
                 rec.filter(node, FILTER_CLASS_INELIGIBLE);
@@ -447,7 +447,6 @@ impl<'s> Stack<'s> {
         let Some(info) = self.groups.get(&tg.name) else {
             return false;
         };
-        let tg_status = ctx.eligibility.tg_status(&tg.name, &class);
         match tg_status {
             ClassStatus::Ineligible => {
                 rec.filter(node, FILTER_CLASS_INELIGIBLE);

@@ -27,9 +27,11 @@ pub struct MemState {
     /// Every version of every job, oldest first.
     jobs: HashMap<(String, String), Vec<Arc<Job>>>,
     nodes: BTreeMap<String, Arc<Node>>,
-    allocs: HashMap<String, Arc<Allocation>>,
-    by_node: HashMap<String, Vec<String>>,
-    by_job: HashMap<(String, String), Vec<String>>,
+    /// Allocations in insertion order, indexed by ID, node and job.
+    allocs: Vec<Arc<Allocation>>,
+    alloc_ids: HashMap<String, usize>,
+    by_node: HashMap<String, Vec<usize>>,
+    by_job: HashMap<(String, String), Vec<usize>>,
     deployments: BTreeMap<String, Arc<Deployment>>,
     pub config: SchedulerConfig,
 }
@@ -67,7 +69,7 @@ impl State for MemState {
             .get(&(namespace.to_owned(), job_id.to_owned()))
             .into_iter()
             .flatten()
-            .filter_map(|id| self.allocs.get(id).map(|a| &**a))
+            .filter_map(|i| self.allocs.get(*i).map(|a| &**a))
             .collect()
     }
 
@@ -76,7 +78,7 @@ impl State for MemState {
             .get(node_id)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.allocs.get(id).map(|a| &**a))
+            .filter_map(|i| self.allocs.get(*i).map(|a| &**a))
             .collect()
     }
 
@@ -135,42 +137,43 @@ impl MemState {
     }
 
     /// Inserts or replaces an allocation (stored without its job).
-    pub fn upsert_alloc(&mut self, mut alloc: Allocation) {
+    pub fn upsert_alloc(&mut self, alloc: Allocation) {
         let index = self.next_index();
-        self.put_alloc(&mut alloc, index);
+        self.put_alloc(alloc, index);
     }
 
-    fn put_alloc(&mut self, alloc: &mut Allocation, index: u64) {
+    fn put_alloc(&mut self, mut alloc: Allocation, index: u64) {
         alloc.job = None;
         alloc.modify_index = index;
         alloc.alloc_modify_index = index;
-        match self.allocs.get(&alloc.id) {
-            Some(old) => alloc.create_index = old.create_index,
-            None => {
-                if alloc.create_index == 0 {
-                    alloc.create_index = index;
-                }
-                self.by_node
-                    .entry(alloc.node_id.clone())
-                    .or_default()
-                    .push(alloc.id.clone());
-                self.by_job
-                    .entry((alloc.namespace.clone(), alloc.job_id.clone()))
-                    .or_default()
-                    .push(alloc.id.clone());
-            }
+        if let Some(&i) = self.alloc_ids.get(&alloc.id) {
+            alloc.create_index = self.allocs[i].create_index;
+            self.allocs[i] = Arc::new(alloc);
+            return;
         }
-        self.allocs
-            .insert(alloc.id.clone(), Arc::new(alloc.clone()));
+        if alloc.create_index == 0 {
+            alloc.create_index = index;
+        }
+        let i = self.allocs.len();
+        self.alloc_ids.insert(alloc.id.clone(), i);
+        self.by_node
+            .entry(alloc.node_id.clone())
+            .or_default()
+            .push(i);
+        self.by_job
+            .entry((alloc.namespace.clone(), alloc.job_id.clone()))
+            .or_default()
+            .push(i);
+        self.allocs.push(Arc::new(alloc));
     }
 
     pub fn alloc(&self, id: &str) -> Option<&Allocation> {
-        self.allocs.get(id).map(|a| &**a)
+        self.alloc_ids.get(id).map(|i| &*self.allocs[*i])
     }
 
     /// Every allocation, ordered by create index then ID.
     pub fn all_allocs(&self) -> Vec<&Allocation> {
-        let mut v: Vec<&Allocation> = self.allocs.values().map(|a| &**a).collect();
+        let mut v: Vec<&Allocation> = self.allocs.iter().map(|a| &**a).collect();
         v.sort_by(|a, b| (a.create_index, &a.id).cmp(&(b.create_index, &b.id)));
         v
     }
@@ -196,6 +199,7 @@ impl MemState {
 pub struct Harness {
     pub state: MemState,
     pub plans: Vec<Plan>,
+    /// What each plan committed, without the allocations themselves (see `plans`).
     pub results: Vec<PlanResult>,
     /// Evals written with `update_eval`.
     pub evals: Vec<Evaluation>,
@@ -291,7 +295,7 @@ impl Harness {
                     a.next_allocation = s.next_allocation.clone();
                     a.alloc_states = s.alloc_states.clone();
                     a.modify_time = self.now;
-                    self.state.put_alloc(&mut a, index);
+                    self.state.put_alloc(a, index);
                 }
             }
             result.node_update.insert(node_id.clone(), stops.clone());
@@ -305,7 +309,7 @@ impl Harness {
                 if self.state.alloc(&a.id).is_none() {
                     a.create_index = index;
                 }
-                self.state.put_alloc(&mut a, index);
+                self.state.put_alloc(a, index);
             }
             result
                 .node_allocation
@@ -373,7 +377,14 @@ impl Planner for Harness {
     ) -> Result<(PlanResult, Option<Arc<dyn State>>), SchedulerError> {
         let (result, refresh) = self.apply(&plan);
         self.plans.push(plan);
-        self.results.push(result.clone());
+        self.results.push(PlanResult {
+            node_update: Default::default(),
+            node_allocation: Default::default(),
+            deployment: result.deployment.clone(),
+            deployment_updates: result.deployment_updates.clone(),
+            refresh_index: result.refresh_index,
+            alloc_index: result.alloc_index,
+        });
         let state = refresh.then(|| self.snapshot());
         Ok((result, state))
     }
