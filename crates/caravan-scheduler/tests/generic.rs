@@ -556,3 +556,118 @@ fn same_seed_same_decisions() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn blocked_eval_of_per_node_constraints_escapes_the_class_memo() {
+    let mut h = cluster(2);
+    let mut job = mock_job("web");
+    job.constraints = Some(vec![caravan_structs::Constraint {
+        l_target: "${node.unique.id}".into(),
+        operand: "=".into(),
+        r_target: "node-99".into(),
+    }]);
+    register(&mut h, job);
+    let blocked = h.created_evals.last().unwrap();
+    assert!(blocked.escaped_computed_class);
+    assert!(blocked.class_eligibility.is_none());
+    let m = &blocked.failed_tg_allocs.as_ref().unwrap()["web"];
+    assert_eq!(m.nodes_filtered, 2, "each node checked on its own");
+}
+
+#[test]
+fn deployment_completes_when_groups_are_healthy() {
+    let mut h = cluster(2);
+    let job = register(&mut h, mock_job("web"));
+    let d = h.plans[0].deployment.clone().unwrap();
+    let mut healthy = h.state.deployment(&d.id).unwrap().clone();
+    healthy
+        .task_groups
+        .as_mut()
+        .unwrap()
+        .get_mut("web")
+        .unwrap()
+        .healthy_allocs = 10;
+    h.state.upsert_deployment(healthy);
+    let mut eval = mock_eval(&job, "watch");
+    eval.triggered_by = eval_trigger::DEPLOYMENT_WATCHER.into();
+    h.process(&eval).unwrap();
+    let plan = h.plans.last().unwrap();
+    assert_eq!(plan.deployment_updates.len(), 1);
+    assert_eq!(plan.deployment_updates[0].status, "successful");
+    assert_eq!(
+        plan.deployment_updates[0].status_description,
+        "Deployment completed successfully"
+    );
+    assert_eq!(h.state.deployment(&d.id).unwrap().status, "successful");
+}
+
+#[test]
+fn paused_deployment_holds_new_placements_but_replaces_lost() {
+    let mut h = cluster(3);
+    let job = register(&mut h, mock_job("web"));
+    let d = h.plans[0].deployment.clone().unwrap();
+    let mut paused = h.state.deployment(&d.id).unwrap().clone();
+    paused.status = "paused".into();
+    h.state.upsert_deployment(paused);
+    // One allocation finished (needs a new one, held while paused) and a node died (its
+    // allocations are lost and replaced all the same).
+    let live = h.live_allocs("default", "web");
+    let done = live[0].id.clone();
+    let dead_node = live
+        .iter()
+        .find(|a| a.node_id != live[0].node_id)
+        .unwrap()
+        .node_id
+        .clone();
+    let lost: Vec<String> = live
+        .iter()
+        .filter(|a| a.node_id == dead_node)
+        .map(|a| a.id.clone())
+        .collect();
+    h.set_client_status(&done, "complete");
+    let mut n = h.state.node(&dead_node).cloned().unwrap();
+    n.status = NODE_STATUS_DOWN.into();
+    h.state.upsert_node(n);
+    let mut eval = mock_eval(&job, "paused");
+    eval.triggered_by = eval_trigger::NODE_UPDATE.into();
+    h.process(&eval).unwrap();
+    let live = h.live_allocs("default", "web");
+    assert_eq!(
+        live.len(),
+        9,
+        "the finished one is not replaced while paused"
+    );
+    assert_eq!(
+        live.iter()
+            .filter(|a| lost.contains(&a.previous_allocation))
+            .count(),
+        lost.len()
+    );
+}
+
+#[test]
+fn memory_max_is_reserved_only_with_oversubscription() {
+    for enabled in [false, true] {
+        let mut h = cluster(1);
+        h.state.config.memory_oversubscription_enabled = enabled;
+        let mut job = mock_job("web");
+        job.task_groups.as_mut().unwrap()[0].count = 1;
+        job.task_groups.as_mut().unwrap()[0].tasks.as_mut().unwrap()[0]
+            .resources
+            .as_mut()
+            .unwrap()
+            .memory_max_mb = 1024;
+        register(&mut h, job);
+        let a = &h.live_allocs("default", "web")[0];
+        let mem = &a
+            .allocated_resources
+            .as_ref()
+            .unwrap()
+            .tasks
+            .as_ref()
+            .unwrap()["web"]
+            .memory;
+        assert_eq!(mem.memory_mb, 256);
+        assert_eq!(mem.memory_max_mb, if enabled { 1024 } else { 0 });
+    }
+}
