@@ -31,6 +31,30 @@
 //!
 //! Given the same state, evaluation, `SchedContext::now` and seed, the decisions (nodes,
 //! names, ports, IDs) are the same; only `AllocMetric.AllocationTime` (measured) varies.
+//!
+//! # Contract with the plan applier
+//!
+//! - Stops (`Plan::node_update`) are copies of the allocation with the changed fields; a
+//!   stopped allocation that was replaced carries `NextAllocation`.
+//! - `Plan::deployment` is the whole deployment to store: a new one, or the current one
+//!   with `PlacedAllocs` already counting this plan's placements.
+//! - Nodes the applier rejects must be reported through `PlanResult::refresh_index` with a
+//!   newer state; the scheduler re-plans (5 attempts for services and system jobs, 2 for
+//!   batch, reset whenever a plan makes progress).
+//!
+//! # Differences from Nomad, and what is not here yet
+//!
+//! - The rolling-update engine (`max_parallel` gating, canaries, promotion, auto-revert) is
+//!   a later piece: deployments are created, cancelled and completed, but every placement
+//!   and destructive update is made at once. Failed allocations of an active deployment are
+//!   rescheduled without waiting for a deployment watcher to mark them.
+//! - No preemption, quotas, devices, reserved cores/NUMA, CSI volumes, dynamic host volume
+//!   claims, per-allocation volume names or plan annotations. Allocations on disconnected
+//!   nodes are treated as lost (no `disconnect` / `max_client_disconnect` handling).
+//! - Ports are tracked per node, not per address: a host port is held by at most one live
+//!   allocation on a node. Nodes that fingerprint no networks still offer `host` mode.
+//! - The deprecated `AllocMetric.Scores` map is left null (as in Nomad since 0.9); scores
+//!   are in `ScoreMetaData`.
 
 mod context;
 mod feasible;
