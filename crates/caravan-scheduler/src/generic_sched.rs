@@ -300,7 +300,10 @@ impl GenericScheduler<'_> {
         if ctx.plan.is_no_op() && !eval.annotate_plan {
             return Ok(true);
         }
-        if delay_instead {
+        // Nomad creates follow-ups only when this eval is not itself a delayed one, yet
+        // marks the waiting allocations either way; creating them always means no
+        // allocation ever waits on an eval that does not exist.
+        if !results.followup_evals.is_empty() {
             for mut e in results.followup_evals {
                 e.previous_eval = eval.id.clone();
                 planner.create_eval(&e)?;
