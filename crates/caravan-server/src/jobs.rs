@@ -256,6 +256,33 @@ fn write_response(w: JobWrite, index: u64) -> v1::JobWriteResponse {
     }
 }
 
+/// The transitions an update may not make (Nomad's `validateJobUpdate`): the type, and being
+/// periodic or parameterized, are fixed when a job is first registered.
+fn validate_job_update(old: &Job, new: &Job) -> Result<(), ServerError> {
+    let refuse = |msg: String| Err(ServerError::BadRequest(msg));
+    if old.r#type != new.r#type {
+        return refuse(format!(
+            "cannot update job from type {:?} to {:?}",
+            old.r#type, new.r#type
+        ));
+    }
+    match (old.is_periodic(), new.is_periodic()) {
+        (true, false) => return refuse("cannot update periodic job to being non-periodic".into()),
+        (false, true) => return refuse("cannot update non-periodic job to being periodic".into()),
+        _ => {}
+    }
+    match (old.is_parameterized(), new.is_parameterized()) {
+        (true, false) => {
+            return refuse("cannot update parameterized job to being non-parameterized".into());
+        }
+        (false, true) => {
+            return refuse("cannot update non-parameterized job to being parameterized".into());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn register(
     txn: &mut Txn<'_>,
     job: Job,
@@ -288,13 +315,8 @@ fn register(
             _ => {}
         }
     }
-    if let Some(old) = &existing
-        && old.r#type != job.r#type
-    {
-        return Err(ServerError::BadRequest(format!(
-            "cannot update job type from {:?} to {:?}",
-            old.r#type, job.r#type
-        )));
+    if let Some(old) = &existing {
+        validate_job_update(old, &job)?;
     }
     let mut job = job;
     if req.preserve_counts
@@ -392,10 +414,8 @@ impl jobs_server::Jobs for JobsService {
             .as_ref()
             .map(|w| w.namespace.as_str())
             .unwrap_or_default();
+        // A job without an ID is refused by the gateway; an empty one fails validation.
         let job = decode_job(&req.job_json, ns)?;
-        if job.id.is_empty() {
-            return Err(ServerError::BadRequest("Job ID hasn't been provided".to_owned()).into());
-        }
         if !req.path_job_id.is_empty() && req.path_job_id != job.id {
             return Err(ServerError::BadRequest("Job ID does not match name".to_owned()).into());
         }

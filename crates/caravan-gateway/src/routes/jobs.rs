@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use caravan_proto::v1;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::AppState;
 use crate::body::{JsonObject, get_ci, int_field, wrong_type};
@@ -56,13 +56,50 @@ fn write_response(
         .into_response())
 }
 
-/// The `Job` of a register or validate body, as JSON bytes for the server.
-fn job_of(body: &JsonObject) -> Result<Vec<u8>, ApiError> {
+/// The `Job` object of a register or validate body.
+fn job_of(body: &JsonObject) -> Result<&Map<String, Value>, ApiError> {
     match body.get("Job") {
         None | Some(Value::Null) => Err(ApiError::bad_request("Job must be specified")),
-        Some(job @ Value::Object(_)) => serde_json::to_vec(job)
-            .map_err(|e| ApiError::internal(format!("failed to encode job: {e}"))),
+        Some(Value::Object(job)) => Ok(job),
         Some(other) => Err(wrong_type("Job", "api.Job", other)),
+    }
+}
+
+fn encode_job(job: &Map<String, Value>) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(job).map_err(|e| ApiError::internal(format!("failed to encode job: {e}")))
+}
+
+/// A non-empty string field of a JSON object (any other value reads as absent).
+fn nonempty_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
+    get_ci(obj, field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The namespace a registered job lands in, as Nomad chooses it (`namespaceForJob`): the
+/// `namespace` query parameter, else the body's `Namespace`, else the job's, else `default`.
+fn namespace_for_job<'a>(
+    q: &'a Query,
+    body: &'a JsonObject,
+    job: &'a Map<String, Value>,
+) -> &'a str {
+    q.params
+        .get("namespace")
+        .map(String::as_str)
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| nonempty_str(&body.0, "Namespace"))
+        .or_else(|| nonempty_str(job, "Namespace"))
+        .unwrap_or("default")
+}
+
+/// Nomad's agent-side check of an evaluation priority override.
+fn check_eval_priority(priority: i64) -> Result<(), ApiError> {
+    if (1..=100).contains(&priority) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "Eval priority must be between 1 and 100 inclusively",
+        ))
     }
 }
 
@@ -72,20 +109,54 @@ async fn register_with(
     body: JsonObject,
     path_job_id: String,
 ) -> Result<Response, ApiError> {
-    let job_json = job_of(&body)?;
+    let job = job_of(&body)?;
+    // A job without an ID is refused here; an empty ID is left to the validation ("Missing job
+    // ID"), as in Nomad, whose agent only checks that the ID is present.
+    match get_ci(job, "ID") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request("Job ID hasn't been provided"));
+        }
+        Some(Value::String(_)) => {}
+        Some(other) => return Err(wrong_type("Job.ID", "string", other)),
+    }
+    if get_ci(job, "Type").and_then(Value::as_str) == Some("system")
+        && get_ci(job, "TaskGroups")
+            .and_then(Value::as_array)
+            .is_some_and(|groups| {
+                groups
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .any(|tg| get_ci(tg, "Scaling").is_some_and(|s| !s.is_null()))
+            })
+    {
+        return Err(ApiError::bad_request(
+            "Task groups with job type system do not support scaling blocks",
+        ));
+    }
     let job_modify_index = int_field(&body.0, "JobModifyIndex")?.unwrap_or(0);
     if job_modify_index < 0 {
         return Err(ApiError::bad_request("JobModifyIndex must not be negative"));
     }
+    // Checked as Nomad checks it; the override itself is not carried to the server yet.
+    let eval_priority = int_field(&body.0, "EvalPriority")?.unwrap_or(0);
+    if eval_priority != 0 {
+        check_eval_priority(eval_priority)?;
+    }
+    let namespace = namespace_for_job(&q, &body, job).to_owned();
+    let mut job = job.clone();
+    job.retain(|k, _| !k.eq_ignore_ascii_case("Namespace"));
+    job.insert("Namespace".to_owned(), Value::from(namespace.clone()));
+    let mut write = q.to_write_proto();
+    write.namespace = namespace;
     let resp = state
         .jobs()
         .register_job(v1::RegisterJobRequest {
-            job_json: job_json.into(),
+            job_json: encode_job(&job)?.into(),
             path_job_id,
             enforce_index: body.bool("EnforceIndex")?.unwrap_or(false),
             job_modify_index: job_modify_index as u64,
             preserve_counts: body.bool("PreserveCounts")?.unwrap_or(false),
-            write: Some(q.to_write_proto()),
+            write: Some(write),
         })
         .await?
         .into_inner();
@@ -189,7 +260,7 @@ pub(super) async fn versions(
         .await?
         .into_inner();
     if !resp.found {
-        return Err(job_not_found(resp.meta));
+        return Err(ApiError::not_found("job versions not found").with_meta(resp.meta));
     }
     let meta = resp.meta.unwrap_or_default();
     // {"Diffs":null,"Index":…,"KnownLeader":…,"LastContact":…,"NextToken":"","Versions":[…]}
@@ -293,18 +364,19 @@ pub(super) async fn deregister(
     // `global` matters for multi-region jobs only; still a bool.
     q.bool_param("global", false)
         .map_err(ApiError::bad_request)?;
-    let eval_priority = match q.params.get("eval_priority") {
+    // As in Nomad, 0 (or no value) means "the job's priority"; Nomad ignores a negative value
+    // too, we refuse it.
+    let eval_priority = match q.params.get("eval_priority").filter(|v| !v.is_empty()) {
         None => 0,
         Some(v) => match v.parse::<i64>() {
-            Ok(p) if (1..=100).contains(&p) => p,
-            Ok(_) => {
-                return Err(ApiError::bad_request(
-                    "eval_priority must be between 1 and 100",
-                ));
+            Ok(0) => 0,
+            Ok(p) => {
+                check_eval_priority(p)?;
+                p
             }
             Err(_) => {
                 return Err(ApiError::bad_request(format!(
-                    "Failed to parse value of \"eval_priority\" ({v}) as a int: invalid syntax"
+                    "Failed to parse value of \"eval_priority\" ({v}) as a int: strconv.Atoi: parsing {v:?}: invalid syntax"
                 )));
             }
         },
@@ -328,6 +400,20 @@ pub(super) async fn evaluate(
     q: Query,
     body: Option<JsonObject>,
 ) -> Result<Response, ApiError> {
+    // Nomad reads a body only when one is sent; it must then name the job (the Go `api`
+    // package sends {"JobID": ..., "EvalOptions": ...}).
+    if let Some(body) = &body {
+        match body.string("JobID")? {
+            None => return Err(ApiError::bad_request("Job ID must be specified")),
+            Some(id) if id.is_empty() => {
+                return Err(ApiError::bad_request("Job ID must be specified"));
+            }
+            Some(id) if id != job_id => {
+                return Err(ApiError::bad_request("JobID not same as job name"));
+            }
+            Some(_) => {}
+        }
+    }
     let force_reschedule = match body.as_ref().and_then(|b| b.get("EvalOptions")) {
         None | Some(Value::Null) => false,
         Some(Value::Object(opts)) => match get_ci(opts, "ForceReschedule") {
@@ -364,7 +450,7 @@ pub(super) async fn validate(
     q: Query,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let job_json = job_of(&body)?;
+    let job_json = encode_job(job_of(&body)?)?;
     let resp = state
         .jobs()
         .validate_job(v1::ValidateJobRequest {
