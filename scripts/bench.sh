@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Runs Caravan's benchmarks (crates/caravan-bench) and prints one table of the results.
+# Runs Caravan's benchmarks (crates/caravan-bench, tests/benches) and prints one table of the
+# results.
 # Not part of the test suite: run it by hand, on a quiet machine.
 #
 #   ./scripts/bench.sh                         # every benchmark, full size
-#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads)
+#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements)
 #   CARAVAN_BENCH_DURATION=3s CARAVAN_BENCH_WAITERS=1000 ./scripts/bench.sh   # a quick smoke run
+#   CARAVAN_BENCH_PLACEMENTS="--nodes 500 --jobs 4 --count 500" ./scripts/bench.sh placements
 #
 # Steps:
 #   1. raise the open-files limit (the wakeups benchmark holds one socket per waiter, and the
 #      agent it starts inherits the limit and holds as many)
-#   2. build caravan and caravan-bench with --release
+#   2. build caravan and caravan-bench with --release (and the placements benchmark of
+#      caravan-tests, with cargo bench --no-run)
 #   3. start a throwaway PostgreSQL cluster (as scripts/test.sh does: a temp dir, a free
 #      127.0.0.1 port, fsync and synchronous_commit on); stopped and deleted on exit
 #   4. run each benchmark; each prints its own figures, and all rows are gathered in the final
@@ -20,6 +23,8 @@
 #   CARAVAN_BENCH_WAITERS      blocking queries of the wakeups benchmark (default 10000)
 #   CARAVAN_BENCH_NODES        extra nodes registered for the wakeups benchmark (default 10)
 #   CARAVAN_BENCH_CONNECTIONS  connections of the reads benchmark (default 64)
+#   CARAVAN_BENCH_PLACEMENTS   flags of the placements benchmark (default: its full size, 5,000
+#                              simulated nodes and 20 jobs x 5,000 allocations; see --help)
 #   CARAVAN_BENCH_WRK          1: also run wrk in the reads benchmark, installing the Debian
 #                              package when it is missing; 0: never; unset: only if installed
 #   CARAVAN_TEST_PG_BIN        the PostgreSQL bin dir (initdb, pg_ctl, postgres, pgbench)
@@ -31,17 +36,18 @@ DURATION=${CARAVAN_BENCH_DURATION:-10s}
 WAITERS=${CARAVAN_BENCH_WAITERS:-10000}
 NODES=${CARAVAN_BENCH_NODES:-10}
 CONNECTIONS=${CARAVAN_BENCH_CONNECTIONS:-64}
+read -r -a PLACEMENTS_ARGS <<<"${CARAVAN_BENCH_PLACEMENTS:-}"
 
 if [[ $# -eq 0 ]]; then
-  BENCHES=(writes wakeups reads)
+  BENCHES=(writes wakeups reads placements)
 else
   BENCHES=("$@")
 fi
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-  writes | wakeups | reads) ;;
+  writes | wakeups | reads | placements) ;;
   *)
-    echo "error: unknown benchmark '$bench' (want writes, wakeups or reads)" >&2
+    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads or placements)" >&2
     exit 2
     ;;
   esac
@@ -96,7 +102,16 @@ BENCH_BIN=$TARGET_DIR/release/caravan-bench
 export CARAVAN_BIN=$TARGET_DIR/release/caravan
 [[ -x "$BENCH_BIN" && -x "$CARAVAN_BIN" ]] || die "built binaries not found in $TARGET_DIR/release"
 
-if wants writes; then
+PLACEMENTS_BIN=""
+if wants placements; then
+  section "Build: cargo bench -p caravan-tests --bench placements --no-run"
+  # The executable's path is the last line cargo prints to stderr ("Executable benches/...").
+  PLACEMENTS_BIN=$(cargo bench -p caravan-tests --bench placements --no-run 2>&1 | tee /dev/stderr |
+    sed -n 's/.*Executable .* (\(.*\))$/\1/p' | tail -n 1) || die "build failed"
+  [[ -x "$PLACEMENTS_BIN" ]] || die "the placements benchmark was not built"
+fi
+
+if wants writes || wants placements; then
   section "PostgreSQL: throwaway cluster"
   start_postgres
 fi
@@ -129,12 +144,21 @@ run_bench() { # <name> <args...>
     failed+=("$name")
   fi
 }
+run_placements() {
+  section "Benchmark: placements"
+  echo "+ placements --summary <file> ${PLACEMENTS_ARGS[*]}"
+  # The simulated nodes share a few HTTP/2 connections: no open-files limit to raise for them.
+  if ! "$PLACEMENTS_BIN" --summary "$SUMMARY" "${PLACEMENTS_ARGS[@]}"; then
+    failed+=(placements)
+  fi
+}
 
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
   writes) run_bench writes --duration "$DURATION" ;;
   wakeups) run_bench wakeups --waiters "$WAITERS" --nodes "$NODES" ;;
   reads) run_bench reads --duration "$DURATION" --connections "$CONNECTIONS" "${WRK_ARGS[@]}" ;;
+  placements) run_placements ;;
   esac
 done
 
