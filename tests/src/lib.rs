@@ -517,6 +517,52 @@ pub async fn post(client: &Client, path: &str, body: &str) -> anyhow::Result<api
     send(client, api::Method::POST, path, body).await
 }
 
+/// Places one allocation of a job pinned to `node_id` and waits until it is there. On an
+/// agent that does not run tasks yet it stays `pending`, so a drain of the node stays in
+/// progress instead of completing at once as the drain of an empty node does.
+pub async fn hold_node(client: &Client, node_id: &str) -> anyhow::Result<String> {
+    let job_id = format!("hold-{}", &node_id[..8]);
+    let job = json!({
+        "ID": job_id,
+        "Datacenters": ["*"],
+        "Constraints": [{"LTarget": "${node.unique.id}", "Operand": "=", "RTarget": node_id}],
+        "TaskGroups": [{
+            "Name": "g",
+            "Tasks": [{
+                "Name": "t",
+                "Driver": "raw_exec",
+                "Config": {"command": "/bin/sleep", "args": ["3600"]},
+                "Resources": {"CPU": 10, "MemoryMB": 10}
+            }]
+        }]
+    });
+    let resp = send(
+        client,
+        api::Method::PUT,
+        "/v1/jobs",
+        &json!({ "Job": job }).to_string(),
+    )
+    .await?;
+    if resp.status != 200 {
+        bail!("registering {job_id}: {} {}", resp.status, resp.text());
+    }
+    let path = format!("/v1/node/{node_id}/allocations");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (allocs, _) = get_json(client, &path).await?;
+        if let Some(a) = allocs
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["JobID"] == job_id.as_str()))
+        {
+            return Ok(a["ID"].as_str().unwrap_or_default().to_owned());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{job_id} was never placed on {node_id}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The node's current JSON document.
 pub async fn node_doc(client: &Client, node_id: &str) -> anyhow::Result<Value> {
     Ok(get_json(client, &format!("/v1/node/{node_id}")).await?.0)

@@ -183,6 +183,7 @@ async fn eligibility_refuses_bad_requests() {
 async fn drain_lifecycle(c: &impl Cluster) {
     let client = c.client();
     let id = c.node_id();
+    hold_node(client, id).await.unwrap();
     let path = format!("/v1/node/{id}/drain");
     let hour: i64 = 3_600_000_000_000;
 
@@ -360,6 +361,7 @@ async fn drain_lifecycle_postgres() {
 #[tokio::test]
 async fn drain_without_deadline_or_forced_has_no_force_deadline() {
     let c = DevCluster::start().await.unwrap();
+    hold_node(&c.client, &c.node_id).await.unwrap();
     let nodes = c.client.nodes();
     let w = WriteOptions::default();
     nodes
@@ -651,6 +653,7 @@ async fn eligibility_body_node_id_wins_while_drain_uses_the_path() {
 }
 
 async fn concurrent_writes_serialize(c: &impl Cluster) {
+    hold_node(c.client(), c.node_id()).await.unwrap();
     let mut futs = Vec::new();
     for i in 0..20u64 {
         let client = c.client().clone();

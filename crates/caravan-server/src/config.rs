@@ -19,7 +19,8 @@ pub struct ServerConfig {
     /// The TTL given to every node when this server takes over (after a restart), so clients
     /// have time to find it before their nodes are marked down.
     pub failover_heartbeat_ttl: Duration,
-    /// Scheduler workers (evaluations processed in parallel); Nomad's `num_schedulers`.
+    /// Scheduler workers (evaluations processed in parallel); Nomad's `num_schedulers`. 0: this
+    /// server schedules nothing (evaluations stay pending).
     pub scheduler_workers: usize,
     /// `binpack` (fill nodes) or `spread` (use the emptiest node).
     pub scheduler_algorithm: String,

@@ -88,17 +88,19 @@ fn drain_pass(txn: &mut Txn<'_>) -> Result<bool, ServerError> {
         let forced = strategy.is_forced()
             || (!strategy.force_deadline.is_zero()
                 && strategy.force_deadline.unix_nanos() <= now_ns);
+        // Done only once the clients report everything stopped (what the scheduler stopped
+        // still runs until then), as Nomad's drainer.
         let allocs: Vec<&Allocation> = snap
             .allocs_by_node(&node.id)
             .map(|r| &r.value)
-            .filter(|a| live(a))
+            .filter(|a| !a.client_terminal_status())
             .collect();
         let (system, others): (Vec<&Allocation>, Vec<&Allocation>) = allocs
             .into_iter()
             .partition(|a| is_system(job_of(&snap, a)));
-        let others_left = others.iter().any(|a| !a.client_terminal_status());
+        let others_left = !others.is_empty();
         for a in &others {
-            if marked(a) {
+            if marked(a) || !live(a) {
                 continue;
             }
             if forced {
@@ -121,7 +123,7 @@ fn drain_pass(txn: &mut Txn<'_>) -> Result<bool, ServerError> {
         let system_left = !strategy.ignore_system_jobs && !system.is_empty();
         if !others_left && system_left {
             for a in &system {
-                if !marked(a) {
+                if !marked(a) && live(a) {
                     to_mark.push((*a).clone());
                 }
             }

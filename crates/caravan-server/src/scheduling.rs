@@ -386,12 +386,14 @@ pub async fn run_worker(broker: Arc<Broker>, store: Store, config: SchedulerConf
     }
 }
 
-/// Starts the broker feed, the delayed-evaluation timer and `workers` scheduler workers.
+/// Starts the broker feed, the delayed-evaluation timer and `workers` scheduler workers
+/// (none: this server schedules nothing).
 pub fn start(store: &Store, workers: usize, config: SchedulerConfig) -> Arc<Broker> {
     let broker = Broker::new();
     tokio::spawn(crate::broker::feed(broker.clone(), store.clone()));
     tokio::spawn(crate::broker::run_delayed(broker.clone()));
-    for _ in 0..workers.max(1) {
+    // No workers (Nomad's `num_schedulers = 0`): evaluations queue but nothing schedules them.
+    for _ in 0..workers {
         tokio::spawn(run_worker(broker.clone(), store.clone(), config));
     }
     broker

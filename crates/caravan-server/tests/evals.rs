@@ -16,7 +16,12 @@ async fn harness() -> (tempfile::TempDir, Store, EvalsService) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
     let store = Store::open(&url).await.unwrap();
-    let server = Server::start(store.clone(), ServerConfig::default());
+    // No scheduler workers: these tests look at evaluations as they were written.
+    let config = ServerConfig {
+        scheduler_workers: 0,
+        ..ServerConfig::default()
+    };
+    let server = Server::start(store.clone(), config);
     (dir, store, EvalsService::new(server))
 }
 

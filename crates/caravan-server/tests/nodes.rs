@@ -26,6 +26,11 @@ async fn harness(config: ServerConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
     let store = Store::open(&url).await.unwrap();
+    // No scheduler workers: these tests look at the evaluations the node rules write.
+    let config = ServerConfig {
+        scheduler_workers: 0,
+        ..config
+    };
     let server = Server::start(store.clone(), config);
     Harness {
         _dir: dir,
