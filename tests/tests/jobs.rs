@@ -1402,7 +1402,6 @@ async fn bad_registrations_are_refused_with_nomads_messages() {
 /// Nomad compiles a `regexp` constraint's RTarget when validating the job
 /// (`Constraint.Validate`: "Regular expression failed to compile: ...").
 #[tokio::test]
-#[ignore = "Constraint::validate (caravan-structs) does not compile regexps yet"]
 async fn a_constraint_with_a_bad_regexp_is_refused() {
     let c = DevCluster::start().await.unwrap();
     let mut j = job("web");

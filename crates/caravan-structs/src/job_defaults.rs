@@ -610,8 +610,20 @@ fn validate_constraints(
     }
 }
 
+/// The one line of a regex error that says what is wrong (the crate's message also draws the
+/// pattern with a caret under the fault).
+fn regex_error_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or(text.lines().last().unwrap_or_default())
+        .trim()
+        .to_owned()
+}
+
 impl Constraint {
-    /// Nomad's `Constraint.Validate` (without compiling regexps or version constraints).
+    /// Nomad's `Constraint.Validate`: regexps are compiled (version constraints are checked
+    /// where they are evaluated, by the scheduler).
     pub fn validate(&self) -> Result<(), JobValidationError> {
         let mut errs = Vec::new();
         if self.operand.is_empty() {
@@ -625,7 +637,15 @@ impl Constraint {
                     errs.push("Set contains constraint requires an RTarget".to_owned());
                 }
             }
-            "regexp" | "version" | "semver" => {}
+            "regexp" => {
+                if let Err(e) = regex::Regex::new(&self.r_target) {
+                    errs.push(format!(
+                        "Regular expression failed to compile: {}",
+                        regex_error_line(&e)
+                    ));
+                }
+            }
+            "version" | "semver" => {}
             "distinct_property" => {
                 if !self.r_target.is_empty() {
                     match self.r_target.parse::<u64>() {

@@ -537,6 +537,18 @@ fn constraints() {
         c("${attr.x}", "is_set", "y").validate().unwrap_err().errors,
         ["Operator \"is_set\" does not support an RTarget"]
     );
+    assert_eq!(
+        c("${attr.os.name}", "regexp", "[")
+            .validate()
+            .unwrap_err()
+            .errors,
+        ["Regular expression failed to compile: unclosed character class"]
+    );
+    assert!(
+        c("${attr.os.name}", "regexp", "^deb(ian)?$")
+            .validate()
+            .is_ok()
+    );
     let errs = with(|j| group(j).constraints = Some(vec![c("${attr.a}", "bogus", "b")]));
     assert_eq!(
         errs,
