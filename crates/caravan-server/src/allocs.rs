@@ -333,12 +333,14 @@ impl allocs_server::Allocs for AllocsService {
         let req = request.into_inner();
         let node_id = check_node_secret(&self.store().snapshot(), req.node.as_ref())?;
         let q = req.query.unwrap_or_default();
-        let keys = [WatchKey::Table(TableId::Allocs)];
+        // Only a change to this node's allocations wakes it: thousands of nodes may wait here.
+        let keys = [WatchKey::allocs_on_node(&node_id)];
         let (allocs, index) = self
             .store()
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 let mut out = Vec::new();
-                let mut index = 0;
+                // 1 for a node without allocations: it waits until the first one lands.
+                let mut index = 1;
                 for row in snap.allocs_by_node(&node_id) {
                     index = index.max(row.value.modify_index);
                     out.push(v1::AllocModifyIndex {
@@ -346,12 +348,6 @@ impl allocs_server::Allocs for AllocsService {
                         alloc_modify_index: row.value.alloc_modify_index,
                     });
                 }
-                // A node without allocations waits for any change of the table.
-                let index = if out.is_empty() {
-                    snap.allocs().index()
-                } else {
-                    index
-                };
                 ((out, index), index)
             })
             .await;

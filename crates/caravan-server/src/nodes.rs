@@ -561,7 +561,7 @@ impl nodes_server::Nodes for NodesService {
         let req = request.into_inner();
         require_node_id(&req.node_id, "")?;
         let q = req.query.unwrap_or_default();
-        let keys = [WatchKey::Table(TableId::Allocs)];
+        let keys = [WatchKey::allocs_on_node(&req.node_id)];
         let (allocs, index) = self
             .store()
             .block(q.min_index, wait_of(&q), &keys, |snap| {

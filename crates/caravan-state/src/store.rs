@@ -287,7 +287,11 @@ async fn run_writer(
                 let new_index = working.index;
                 current = Arc::new(working);
                 published.send_replace(current.clone());
-                watches.notify(new_index, muts.iter().map(|m| (m.table, m.key.as_str())));
+                watches.notify(
+                    new_index,
+                    muts.iter()
+                        .map(|m| (m.table, m.key.as_str(), m.indexed.as_slice())),
+                );
                 if changes.receiver_count() > 0 {
                     let keys = muts.iter().map(|m| (m.table, m.key.clone())).collect();
                     let _ = changes.send(Arc::new(Changes {

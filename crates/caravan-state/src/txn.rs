@@ -23,6 +23,8 @@ pub(crate) enum Op {
 pub(crate) struct Mutation {
     pub table: TableId,
     pub key: String,
+    /// Secondary index values the row held before and holds after (for index watchers).
+    pub indexed: Vec<(usize, String)>,
     /// The global index the change commits at.
     pub index: u64,
     pub op: Op,
@@ -53,16 +55,26 @@ impl Txn<'_> {
     {
         value.normalize();
         let key = value.key();
-        let create_index = HasTable::<T>::table(&*self.snap)
-            .get(&key)
+        let old = HasTable::<T>::table(&*self.snap).get(&key);
+        let create_index = old
             .map(|row| row.value.create_index())
             .unwrap_or(self.index);
+        let mut indexed: Vec<(usize, String)> =
+            value.index_values().into_iter().enumerate().collect();
+        if let Some(old) = old {
+            for entry in old.value.index_values().into_iter().enumerate() {
+                if !indexed.contains(&entry) {
+                    indexed.push(entry);
+                }
+            }
+        }
         value.set_indexes(create_index, self.index);
         let columns = value.columns();
         let row = Arc::new(Row::new(value)?);
         self.muts.push(Mutation {
             table: T::TABLE,
             key: key.clone(),
+            indexed,
             index: self.index,
             op: Op::Put {
                 json: row.json.clone(),
@@ -84,10 +96,11 @@ impl Txn<'_> {
     {
         let index = self.index;
         let removed = HasTable::<T>::table_mut(self.snap).remove(key, index);
-        if removed.is_some() {
+        if let Some(old) = &removed {
             self.muts.push(Mutation {
                 table: T::TABLE,
                 key: key.to_owned(),
+                indexed: old.value.index_values().into_iter().enumerate().collect(),
                 index,
                 op: Op::Delete,
             });

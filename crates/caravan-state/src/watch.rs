@@ -1,5 +1,6 @@
-//! Watches for blocking queries. A waiter subscribes to exactly what it reads — one row or one
-//! table — so a write elsewhere never wakes it.
+//! Watches for blocking queries. A waiter subscribes to exactly what it reads — one row, the
+//! rows holding one value of a secondary index (the allocations of one node), or one table —
+//! so a write elsewhere never wakes it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,14 +16,34 @@ pub enum WatchKey {
     Table(TableId),
     /// A change to one row, its creation or deletion included.
     Row(TableId, String),
+    /// A change to any row that holds (or held) `value` in secondary index `index` of the
+    /// table — e.g. the allocations of one node.
+    Indexed(TableId, usize, String),
+}
+
+impl WatchKey {
+    /// Any change to the allocations placed on `node_id`.
+    pub fn allocs_on_node(node_id: &str) -> WatchKey {
+        WatchKey::Indexed(TableId::Allocs, crate::allocs::BY_NODE, node_id.to_owned())
+    }
+}
+
+/// One watched row or index value.
+type Slot = (TableId, Option<usize>, String);
+
+struct Slots {
+    senders: HashMap<Slot, watch::Sender<u64>>,
+    /// The map size at which idle senders are swept next (doubles with the live ones, so a
+    /// large steady population of waiters is not rescanned on every subscription).
+    sweep_at: usize,
 }
 
 pub(crate) struct Watches {
     tables: HashMap<TableId, watch::Sender<u64>>,
-    rows: Mutex<HashMap<(TableId, String), watch::Sender<u64>>>,
+    slots: Mutex<Slots>,
 }
 
-/// Row watchers with no receivers left are swept when the map grows past this.
+/// Idle watchers are first swept when the map grows past this.
 const SWEEP_AT: usize = 4096;
 
 impl Watches {
@@ -33,8 +54,15 @@ impl Watches {
             .collect();
         Watches {
             tables,
-            rows: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots {
+                senders: HashMap::new(),
+                sweep_at: SWEEP_AT,
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Receivers that fire on the next change of any of `keys`. Subscribe before reading the
@@ -42,42 +70,55 @@ impl Watches {
     pub(crate) fn subscribe(&self, keys: &[WatchKey]) -> Vec<watch::Receiver<u64>> {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            match key {
+            let slot: Slot = match key {
                 WatchKey::Table(table) => {
                     if let Some(tx) = self.tables.get(table) {
                         out.push(tx.subscribe());
                     }
+                    continue;
                 }
-                WatchKey::Row(table, row) => {
-                    let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-                    if rows.len() >= SWEEP_AT {
-                        rows.retain(|_, tx| tx.receiver_count() > 0);
-                    }
-                    let tx = rows
-                        .entry((*table, row.clone()))
-                        .or_insert_with(|| watch::Sender::new(0));
-                    out.push(tx.subscribe());
-                }
+                WatchKey::Row(table, row) => (*table, None, row.clone()),
+                WatchKey::Indexed(table, index, value) => (*table, Some(*index), value.clone()),
+            };
+            let mut slots = self.lock();
+            if slots.senders.len() >= slots.sweep_at {
+                slots.senders.retain(|_, tx| tx.receiver_count() > 0);
+                slots.sweep_at = (slots.senders.len() * 2).max(SWEEP_AT);
             }
+            let tx = slots
+                .senders
+                .entry(slot)
+                .or_insert_with(|| watch::Sender::new(0));
+            out.push(tx.subscribe());
         }
         out
     }
 
-    /// Wakes the watchers of the changed rows and tables.
-    pub(crate) fn notify<'a>(&self, index: u64, changed: impl Iterator<Item = (TableId, &'a str)>) {
+    /// Wakes the watchers of the changed rows, of the index values they hold or held, and of
+    /// their tables.
+    pub(crate) fn notify<'a>(
+        &self,
+        index: u64,
+        changed: impl Iterator<Item = (TableId, &'a str, &'a [(usize, String)])>,
+    ) {
         let mut tables = Vec::new();
         {
-            let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-            for (table, key) in changed {
+            let mut slots = self.lock();
+            let mut wake = |slot: Slot| {
+                if let Some(tx) = slots.senders.get(&slot) {
+                    tx.send_replace(index);
+                    if tx.receiver_count() == 0 {
+                        slots.senders.remove(&slot);
+                    }
+                }
+            };
+            for (table, key, indexed) in changed {
                 if !tables.contains(&table) {
                     tables.push(table);
                 }
-                let entry = (table, key.to_owned());
-                if let Some(tx) = rows.get(&entry) {
-                    tx.send_replace(index);
-                    if tx.receiver_count() == 0 {
-                        rows.remove(&entry);
-                    }
+                wake((table, None, key.to_owned()));
+                for (i, value) in indexed {
+                    wake((table, Some(*i), value.clone()));
                 }
             }
         }
@@ -90,7 +131,7 @@ impl Watches {
 
     #[cfg(test)]
     pub(crate) fn row_watchers(&self) -> usize {
-        self.rows.lock().map(|r| r.len()).unwrap_or(0)
+        self.lock().senders.len()
     }
 }
 
@@ -114,7 +155,7 @@ mod tests {
         let b = w.subscribe(&[WatchKey::Row(TableId::Nodes, "b".into())]);
         let mut t = w.subscribe(&[WatchKey::Table(TableId::Nodes)]);
         let other = w.subscribe(&[WatchKey::Table(TableId::Allocs)]);
-        w.notify(7, [(TableId::Nodes, "a")].into_iter());
+        w.notify(7, [(TableId::Nodes, "a", &[][..])].into_iter());
         assert!(a[0].has_changed().unwrap());
         assert!(!b[0].has_changed().unwrap());
         assert!(t[0].has_changed().unwrap());
@@ -125,8 +166,23 @@ mod tests {
         assert_eq!(w.row_watchers(), 2);
         w.notify(
             8,
-            [(TableId::Nodes, "a"), (TableId::Nodes, "b")].into_iter(),
+            [
+                (TableId::Nodes, "a", &[][..]),
+                (TableId::Nodes, "b", &[][..]),
+            ]
+            .into_iter(),
         );
         assert_eq!(w.row_watchers(), 0, "watchers nobody waits on are dropped");
+    }
+
+    #[tokio::test]
+    async fn index_watchers_wake_on_rows_holding_their_value() {
+        let w = Watches::new();
+        let n1 = w.subscribe(&[WatchKey::Indexed(TableId::Allocs, 0, "n1".into())]);
+        let n2 = w.subscribe(&[WatchKey::Indexed(TableId::Allocs, 0, "n2".into())]);
+        let moved = [(0, "n1".to_owned()), (1, "default/web".to_owned())];
+        w.notify(3, [(TableId::Allocs, "a1", &moved[..])].into_iter());
+        assert!(n1[0].has_changed().unwrap());
+        assert!(!n2[0].has_changed().unwrap());
     }
 }
