@@ -188,31 +188,45 @@ pub async fn run(store: Store) {
     let mut changes = store.changes();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether some node drains, re-read only when nodes change (or on the tick), so the
+    // stream of allocation writes of a large cluster costs nothing while no node drains.
+    let mut draining = any_draining(&store);
     loop {
         let relevant = tokio::select! {
             batch = changes.recv() => match batch {
-                Ok(batch) => batch
-                    .keys
-                    .iter()
-                    .any(|(t, _)| matches!(t, TableId::Nodes | TableId::Allocs)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                Ok(batch) => {
+                    let nodes_changed = batch.keys.iter().any(|(t, _)| *t == TableId::Nodes);
+                    if nodes_changed {
+                        draining = any_draining(&store);
+                    }
+                    draining
+                        && (nodes_changed
+                            || batch.keys.iter().any(|(t, _)| *t == TableId::Allocs))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    draining = any_draining(&store);
+                    draining
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
-            _ = tick.tick() => true,
+            _ = tick.tick() => {
+                draining = any_draining(&store);
+                draining
+            }
         };
         if !relevant {
-            continue;
-        }
-        let any_draining = store
-            .snapshot()
-            .nodes()
-            .iter()
-            .any(|(_, n)| n.value.drain_strategy.is_some());
-        if !any_draining {
             continue;
         }
         if let Err(e) = store.write(drain_pass).await {
             tracing::warn!(error = %e, "node drain pass failed");
         }
     }
+}
+
+fn any_draining(store: &Store) -> bool {
+    store
+        .snapshot()
+        .nodes()
+        .iter()
+        .any(|(_, n)| n.value.drain_strategy.is_some())
 }

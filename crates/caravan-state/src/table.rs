@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use imbl::{OrdMap, OrdSet};
+use imbl::OrdMap;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The tables of the state, one per noun. The name is also the SQL table name.
@@ -132,12 +132,16 @@ impl<T: Document> Row<T> {
     }
 }
 
+/// One secondary index: value → the rows holding it, by key.
+type SecondaryIndex<T> = OrdMap<String, OrdMap<String, Arc<Row<T>>>>;
+
 /// Rows of one table, its secondary indexes and the index of the table's last change.
 #[derive(Debug)]
 pub struct Table<T> {
     rows: OrdMap<String, Arc<Row<T>>>,
-    /// Per secondary index: value → keys of the rows holding it.
-    secondary: Vec<OrdMap<String, OrdSet<String>>>,
+    /// Per secondary index: value → the rows holding it, by key (the rows themselves, so an
+    /// index walk costs no lookups).
+    secondary: Vec<SecondaryIndex<T>>,
     index: u64,
 }
 
@@ -169,21 +173,21 @@ impl<T: Document> Table<T> {
             index,
         };
         for (key, row) in rows {
-            table.index_row(&key, &row.value);
+            table.index_row(&key, &row);
             table.rows.insert(key, row);
         }
         table
     }
 
-    fn index_row(&mut self, key: &str, value: &T) {
-        for (i, v) in value.index_values().into_iter().enumerate() {
+    fn index_row(&mut self, key: &str, row: &Arc<Row<T>>) {
+        for (i, v) in row.value.index_values().into_iter().enumerate() {
             if self.secondary.len() <= i {
                 self.secondary.resize_with(i + 1, OrdMap::new);
             }
             self.secondary[i]
                 .entry(v)
                 .or_default()
-                .insert(key.to_owned());
+                .insert(key.to_owned(), row.clone());
         }
     }
 
@@ -192,9 +196,9 @@ impl<T: Document> Table<T> {
             let Some(index) = self.secondary.get_mut(i) else {
                 continue;
             };
-            if let Some(keys) = index.get_mut(&v) {
-                keys.remove(key);
-                if keys.is_empty() {
+            if let Some(rows) = index.get_mut(&v) {
+                rows.remove(key);
+                if rows.is_empty() {
                     index.remove(&v);
                 }
             }
@@ -211,8 +215,7 @@ impl<T: Document> Table<T> {
             .get(index)
             .and_then(|idx| idx.get(value))
             .into_iter()
-            .flat_map(|keys| keys.iter())
-            .filter_map(|key| self.rows.get(key))
+            .flat_map(|rows| rows.values())
     }
 
     /// The distinct values of secondary index `index`, ascending.
@@ -265,7 +268,7 @@ impl<T: Document> Table<T> {
         if let Some(old) = self.rows.get(&key).cloned() {
             self.unindex_row(&key, &old.value);
         }
-        self.index_row(&key, &row.value);
+        self.index_row(&key, &row);
         self.rows.insert(key, row);
         self.index = index;
     }
