@@ -292,6 +292,37 @@ async fn register(client: &Client, job: &Value) -> anyhow::Result<Value> {
     Ok(r.json()?)
 }
 
+/// Whether every job's registration evaluation completed with nothing left queued; blocks
+/// (up to a second) until the evaluations change past `index`. Returns the new index.
+async fn registrations_done(
+    client: &Client,
+    ids: &[String],
+    index: u64,
+) -> anyhow::Result<(bool, u64)> {
+    let r = client
+        .get(
+            &format!("/v1/evaluations?index={index}&wait=1s"),
+            &QueryOptions::new(),
+        )
+        .await?;
+    if r.status != 200 {
+        bail!("GET /v1/evaluations: {} {}", r.status, r.text());
+    }
+    let next = r.query_meta().last_index;
+    let evals: Vec<Value> = r.json()?;
+    let done = ids.iter().all(|id| {
+        evals.iter().any(|e| {
+            e["JobID"] == id.as_str()
+                && e["TriggeredBy"] == "job-register"
+                && e["Status"] == "complete"
+                && e["QueuedAllocations"]
+                    .as_object()
+                    .is_some_and(|q| q.values().all(|v| v.as_i64() == Some(0)))
+        })
+    });
+    Ok((done, next))
+}
+
 /// Of group `g` of the job: (placed, running), placed counting every allocation that exists.
 async fn summary(client: &Client, job_id: &str) -> anyhow::Result<(u64, u64)> {
     let r = client
@@ -367,11 +398,23 @@ async fn measure(args: &Args, cluster: &Cluster) -> anyhow::Result<Vec<Row>> {
         r?;
     }
     let puts_took = started.elapsed();
-    let poll = Duration::from_millis((total / 1000).clamp(10, 100));
+    let poll = Duration::from_millis(250);
     let mut placed_at = None;
     let mut running_at = None;
     let mut last_report = Instant::now();
+    let mut evals_index = 0;
     loop {
+        // Until everything is placed, watch the evaluations (a blocking query on a short
+        // list): a job's registration evaluation completes with nothing queued only after its
+        // plans committed. Summaries (a walk over every allocation of a job) are read only to
+        // confirm, so the measuring costs the server little.
+        if placed_at.is_none() {
+            let (done, index) = registrations_done(client, &ids, evals_index).await?;
+            evals_index = index;
+            if !done && started.elapsed() <= args.timeout {
+                continue;
+            }
+        }
         let sums = futures::future::join_all(ids.iter().map(|id| summary(client, id))).await;
         let (mut placed, mut running) = (0, 0);
         for s in sums {
