@@ -817,3 +817,62 @@ async fn service_jobs_with_an_update_block_get_a_deployment() {
         .unwrap();
     assert!(none.is_null(), "{none}");
 }
+
+#[tokio::test]
+async fn drain_deadline_marks_every_allocation() {
+    let c = PgCluster::start().await.unwrap();
+    // This node never reports its allocations stopped: the one migration under way never
+    // finishes, so only the deadline moves the rest.
+    let stuck = Simulator::start(c.rpc_addr(), sim_config(1, "dc-deadline"))
+        .await
+        .unwrap();
+    let mut spec = job("pinned", "service", 3, "dc-deadline");
+    spec["TaskGroups"][0]["Migrate"] = json!({"MaxParallel": 1});
+    register(&c, &spec).await;
+    wait_allocs(&c, "pinned", |a| a.len() == 3).await;
+    let node = stuck.node_ids()[0].clone();
+    let _target = Simulator::start(c.rpc_addr(), sim_config(1, "dc-deadline"))
+        .await
+        .unwrap();
+    let r = post(
+        c.client(),
+        &format!("/v1/node/{node}/drain"),
+        &json!({"DrainSpec": {"Deadline": 2_000_000_000_i64}}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let marked = |a: &[Value]| {
+        a.iter()
+            .filter(|x| x["NodeID"] == node.as_str() && x["DesiredTransition"]["Migrate"] == true)
+            .count()
+    };
+    // Before the deadline: one at a time.
+    let allocs = wait_allocs(&c, "pinned", |a| marked(a) >= 1).await;
+    assert_eq!(marked(&allocs), 1, "max_parallel 1 before the deadline");
+    // At the deadline: all of them.
+    wait_allocs(&c, "pinned", |a| marked(a) == 3).await;
+}
+
+#[tokio::test]
+async fn purged_node_allocations_are_lost_and_replaced() {
+    let c = PgCluster::start().await.unwrap();
+    let sim = Simulator::start(c.rpc_addr(), sim_config(2, "dc-purge"))
+        .await
+        .unwrap();
+    register(&c, &job("survivor", "service", 1, "dc-purge")).await;
+    let allocs = wait_allocs(&c, "survivor", |a| a.len() == 1).await;
+    let first = allocs[0].clone();
+    let node = first["NodeID"].as_str().unwrap().to_owned();
+    // Silence the node first, so it does not register again after the purge.
+    sim.stop_heartbeats(&node).unwrap();
+    let r = post(c.client(), &format!("/v1/node/{node}/purge"), "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let allocs = wait_allocs(&c, "survivor", |a| a.len() == 2 && live(a).len() == 1).await;
+    let lost = allocs.iter().find(|a| a["ID"] == first["ID"]).unwrap();
+    assert_eq!(lost["ClientStatus"], "lost", "{lost}");
+    let replacement = live(&allocs)[0].clone();
+    assert_ne!(replacement["NodeID"], node.as_str());
+}
