@@ -1410,3 +1410,25 @@ async fn a_constraint_with_a_bad_regexp_is_refused() {
     assert_refused(&resp, 400, "Regular expression failed to compile");
     assert_eq!(get(&c.client, "/v1/job/web").await.status, 404);
 }
+
+/// `EvalPriority` in the register body sets the priority of the evaluation it creates.
+#[tokio::test]
+async fn register_eval_priority_overrides_the_jobs() {
+    let c = DevCluster::start().await.unwrap();
+    let resp = put(
+        &c.client,
+        "/v1/jobs",
+        &json!({"Job": job("web"), "EvalPriority": 80}),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let body: Value = resp.json().unwrap();
+    let eval_id = body["EvalID"].as_str().unwrap();
+    let eval: Value = get(&c.client, &format!("/v1/evaluation/{eval_id}"))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(eval["Priority"], 80);
+    let job: Value = get(&c.client, "/v1/job/web").await.json().unwrap();
+    assert_eq!(job["Priority"], 50, "the job keeps its own priority");
+}

@@ -337,7 +337,7 @@ fn register(
         existing.clone().unwrap_or(job)
     };
     let mut eval_id = String::new();
-    if let Some(eval) = job_eval(&job, eval_trigger::JOB_REGISTER, None) {
+    if let Some(eval) = job_eval(&job, eval_trigger::JOB_REGISTER, Some(req.eval_priority)) {
         eval_id = eval.id.clone();
         txn.put(eval)?;
     }

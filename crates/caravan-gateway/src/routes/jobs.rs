@@ -137,7 +137,7 @@ async fn register_with(
     if job_modify_index < 0 {
         return Err(ApiError::bad_request("JobModifyIndex must not be negative"));
     }
-    // Checked as Nomad checks it; the override itself is not carried to the server yet.
+    // Checked as Nomad checks it; 0 means the job's priority.
     let eval_priority = int_field(&body.0, "EvalPriority")?.unwrap_or(0);
     if eval_priority != 0 {
         check_eval_priority(eval_priority)?;
@@ -157,6 +157,7 @@ async fn register_with(
             job_modify_index: job_modify_index as u64,
             preserve_counts: body.bool("PreserveCounts")?.unwrap_or(false),
             write: Some(write),
+            eval_priority,
         })
         .await?
         .into_inner();
