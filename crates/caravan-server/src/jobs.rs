@@ -434,7 +434,8 @@ impl jobs_server::Jobs for JobsService {
     ) -> Result<Response<v1::ListJobsResponse>, Status> {
         let req = request.into_inner();
         let q = req.query.unwrap_or_default();
-        let pager = Pager::new(&q, &JOB_SCHEMA)?;
+        // Tokens are `<namespace>.<id>`, in key order: never numeric.
+        let pager = Pager::new(&q, &JOB_SCHEMA)?.with_plain_tokens();
         let ns = namespace_of(&q.namespace).to_owned();
         let keys = [
             WatchKey::Table(TableId::Jobs),

@@ -19,6 +19,9 @@ pub struct Pager {
     per_page: usize,
     next_token: String,
     reverse: bool,
+    /// Tokens compare as plain strings, never as `<CreateIndex>.<ID>` (lists whose tokens
+    /// merely look numeric, such as `<namespace>.<job id>` with a numeric namespace).
+    plain_tokens: bool,
 }
 
 pub struct Page<T> {
@@ -40,7 +43,14 @@ impl Pager {
             per_page: q.per_page as usize,
             next_token: q.next_token.clone(),
             reverse: q.reverse,
+            plain_tokens: false,
         })
+    }
+
+    /// Compares tokens as plain strings (see [`Pager::plain_tokens`]).
+    pub fn with_plain_tokens(mut self) -> Pager {
+        self.plain_tokens = true;
+        self
     }
 
     pub fn reverse(&self) -> bool {
@@ -64,7 +74,11 @@ impl Pager {
         for item in items {
             let tok = token(&item);
             if !started {
-                let order = compare_tokens(&tok, &self.next_token);
+                let order = if self.plain_tokens {
+                    tok.as_str().cmp(self.next_token.as_str())
+                } else {
+                    compare_tokens(&tok, &self.next_token)
+                };
                 let before = if self.reverse {
                     order == Ordering::Greater
                 } else {
@@ -166,6 +180,18 @@ mod tests {
         assert_eq!((p2, t2.as_str()), (vec!["c".into(), "d".into()], "e"));
         let (p3, t3) = run(&pager(2, &t2, "", false), &items);
         assert_eq!((p3, t3.as_str()), (vec!["e".into()], ""));
+    }
+
+    #[test]
+    fn plain_tokens_compare_as_strings() {
+        // Keys sorted as strings; with numeric-looking tokens a numeric compare would skip.
+        let items = docs(&["123.web", "45.api", "45.db"]);
+        let p = pager(1, "45.api", "", false).with_plain_tokens();
+        let (page, next) = run(&p, &items);
+        assert_eq!((page, next.as_str()), (vec!["45.api".into()], "45.db"));
+        let numeric = pager(1, "45.api", "", false);
+        let (page, _) = run(&numeric, &items);
+        assert_eq!(page, vec!["123.web".to_string()], "numeric order differs");
     }
 
     #[test]
