@@ -335,6 +335,8 @@ async fn blocking_reads_carry_the_consistency_headers() {
 #[tokio::test]
 async fn gateways_are_stateless_a_write_through_one_wakes_a_read_through_another() {
     let c = PgCluster::start().await.unwrap();
+    // The drain below must stay in progress (an empty node's drain completes at once).
+    hold_node(&c.client, &c.node_id).await.unwrap();
     let (_gateway, other) = c.start_extra_gateway().await.unwrap();
     // Both see the same node at the same index.
     let (a, meta_a) = c

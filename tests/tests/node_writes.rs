@@ -636,7 +636,9 @@ async fn eligibility_body_node_id_wins_while_drain_uses_the_path() {
         node_doc(&c.client, &c.node_id).await.unwrap()["SchedulingEligibility"],
         "eligible"
     );
-    // NOMAD-BEHAVIOR 2.5: the drain body's NodeID is ignored; the path wins.
+    // NOMAD-BEHAVIOR 2.5: the drain body's NodeID is ignored; the path wins. (An allocation
+    // on the node keeps the drain in progress; an empty node's drain completes at once.)
+    hold_node(&c.client, &c.node_id).await.unwrap();
     let resp = post(
         &c.client,
         &format!("/v1/node/{}/drain", c.node_id),
