@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use caravan_proto::v1::{self, jobs_server};
-use caravan_state::{Row, Snapshot, Store, TableId, Txn, WatchKey, job_key};
+use caravan_state::{Document, Row, Snapshot, Store, TableId, Txn, WatchKey, job_key};
 use caravan_structs::{
     AllocStubFields, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING, Job,
     JobSummary, TaskGroupSummary, default_missing_group_counts, eval_trigger, format_multierror,
@@ -395,6 +395,22 @@ fn to_json<T: Serialize>(value: &T) -> Result<Bytes, ServerError> {
         .map_err(|e| ServerError::Internal(format!("encoding response: {e}")))
 }
 
+/// Documents as JSON, newest first, with the highest modify index among them.
+fn newest_first<'a, T: Document>(rows: impl Iterator<Item = &'a Arc<Row<T>>>) -> (Vec<Bytes>, u64) {
+    let mut rows: Vec<&Arc<Row<T>>> = rows.collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.value.create_index()));
+    let index = rows
+        .iter()
+        .map(|r| r.value.modify_index())
+        .max()
+        .unwrap_or(0);
+    let json = rows
+        .into_iter()
+        .map(|r| Bytes::copy_from_slice(r.json.as_bytes()))
+        .collect();
+    (json, index)
+}
+
 fn require_job_id(id: &str) -> Result<(), ServerError> {
     if id.is_empty() {
         return Err(ServerError::BadRequest("Missing job ID".to_owned()));
@@ -579,17 +595,7 @@ impl jobs_server::Jobs for JobsService {
         let req = request.into_inner();
         let (evals, index) = self
             .read_job(&req, &[TableId::Evals], |snap, job| {
-                let mut index = 0;
-                let mut rows: Vec<_> = snap.evals_by_job(&job.namespace, &job.id).collect();
-                rows.sort_by_key(|r| std::cmp::Reverse(r.value.create_index));
-                let out = rows
-                    .into_iter()
-                    .map(|r| {
-                        index = index.max(r.value.modify_index);
-                        Bytes::copy_from_slice(r.json.as_bytes())
-                    })
-                    .collect::<Vec<_>>();
-                (out, index)
+                newest_first(snap.evals_by_job(&job.namespace, &job.id))
             })
             .await;
         Ok(Response::new(v1::JobDocumentsResponse {
@@ -606,20 +612,10 @@ impl jobs_server::Jobs for JobsService {
         let all = req.all;
         let (deployments, index) = self
             .read_job(&req, &[TableId::Deployments], |snap, job| {
-                let mut index = 0;
-                let mut rows: Vec<_> = snap
-                    .deployments_by_job(&job.namespace, &job.id)
-                    .filter(|r| all || r.value.job_create_index == job.create_index)
-                    .collect();
-                rows.sort_by_key(|r| std::cmp::Reverse(r.value.create_index));
-                let out = rows
-                    .into_iter()
-                    .map(|r| {
-                        index = index.max(r.value.modify_index);
-                        Bytes::copy_from_slice(r.json.as_bytes())
-                    })
-                    .collect::<Vec<_>>();
-                (out, index)
+                newest_first(
+                    snap.deployments_by_job(&job.namespace, &job.id)
+                        .filter(|r| all || r.value.job_create_index == job.create_index),
+                )
             })
             .await;
         Ok(Response::new(v1::JobDocumentsResponse {
