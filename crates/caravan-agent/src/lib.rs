@@ -14,6 +14,7 @@ pub mod config;
 pub mod fingerprint;
 pub mod identity;
 pub mod node;
+pub mod taskenv;
 
 pub use client::{AgentError, run};
 pub use config::AgentConfig;

@@ -1,0 +1,1 @@
+//! The task environment: NOMAD_* variables and `${...}` interpolation (being written).
