@@ -3,7 +3,7 @@
 //! knows the node (a wiped or restarted store).
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use caravan_proto::v1::nodes_client::NodesClient;
@@ -13,6 +13,15 @@ use caravan_structs::node::NODE_STATUS_READY;
 use rand::Rng;
 use tonic::transport::{Channel, Endpoint};
 
+use caravan_drivers::Drivers;
+use caravan_proto::v1::client_allocs_server::ClientAllocsServer;
+use caravan_structs::Node;
+
+use crate::allocs::manager::AllocManager;
+use crate::allocs::reporter::Reporter;
+use crate::allocs::runner::RunnerContext;
+use crate::allocs::service::ClientAllocsService;
+use crate::allocs::store::LocalState;
 use crate::config::AgentConfig;
 use crate::fingerprint::{self, FingerprintConfig};
 use crate::identity::{self, Identity};
@@ -31,7 +40,17 @@ pub enum AgentError {
     },
     #[error("no servers configured")]
     NoServers,
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Serve(String),
 }
+
+/// How long a stopping agent waits for its tasks to die (dev mode).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Retry delays after failures grow to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -86,20 +105,116 @@ pub async fn run(
         })?;
     let _ = node_id.set(identity.node_id.clone());
     let channel = channel(&cfg.servers)?;
-    tokio::select! {
-        () = shutdown => Ok(()),
-        result = lifecycle(&cfg, &identity, channel) => result,
+    let listener = tokio::net::TcpListener::bind(cfg.rpc_bind)
+        .await
+        .map_err(|source| AgentError::Listen {
+            addr: cfg.rpc_bind.to_string(),
+            source,
+        })?;
+    let mut cfg = cfg;
+    if cfg.rpc_advertise.is_empty() {
+        let local = listener.local_addr().map_err(|source| AgentError::Listen {
+            addr: cfg.rpc_bind.to_string(),
+            source,
+        })?;
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            local.ip().to_string()
+        };
+        cfg.rpc_advertise = format!("{host}:{}", local.port());
     }
+    let drivers = Drivers::builtin(cfg.executor.clone());
+    let fp_cfg = FingerprintConfig {
+        data_dir: cfg.data_dir.clone(),
+        advertise_http: cfg.http_advertise.clone(),
+        network_interface: cfg.network_interface.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        drivers: driver_probes(&drivers),
+    };
+    // The node is known before anything runs: restored tasks that restart need its attributes.
+    let node = Arc::new(RwLock::new(
+        fingerprint_node(&cfg, &identity, &fp_cfg).await?,
+    ));
+    let reporter = Reporter::default();
+    let manager = AllocManager::new(RunnerContext {
+        drivers,
+        node: node.clone(),
+        region: cfg.region.clone(),
+        alloc_base: cfg.data_dir.join("alloc"),
+        local: LocalState::new(&cfg.data_dir),
+        reporter: reporter.clone(),
+    });
+    let restored = manager.restore();
+    if restored > 0 {
+        tracing::info!(restored, "restored allocations from the local state");
+    }
+    let rpc = tonic::transport::Server::builder()
+        .add_service(ClientAllocsServer::new(ClientAllocsService::new(
+            manager.clone(),
+        )))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    let background = tokio::spawn(reporter.clone().run(channel.clone(), identity.clone()));
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        result = lifecycle(&cfg, &identity, channel, node, fp_cfg, manager.clone()) => result,
+        served = rpc => served.map_err(|e| AgentError::Serve(e.to_string())),
+    };
+    if cfg.stop_tasks_on_shutdown {
+        stop_all(&manager, &reporter).await;
+    }
+    background.abort();
+    result
+}
+
+/// Stops every allocation and waits (bounded) for the tasks to die and the reports to leave.
+async fn stop_all(manager: &AllocManager, reporter: &Reporter) {
+    let runners = manager.runners();
+    for r in &runners {
+        r.stop();
+    }
+    let all = futures::future::join_all(runners.iter().map(|r| r.wait_terminal()));
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+        tracing::warn!("tasks still running after the shutdown grace period");
+    }
+    let drained = async {
+        while !reporter.is_idle() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
+}
+
+async fn fingerprint_node(
+    cfg: &AgentConfig,
+    identity: &Identity,
+    fp_cfg: &FingerprintConfig,
+) -> Result<Node, AgentError> {
+    let probe_cfg = fp_cfg.clone();
+    // Fingerprinting reads /proc, /sys and statvfs: keep it off the async workers.
+    let fp = tokio::task::spawn_blocking(move || fingerprint::fingerprint(&probe_cfg))
+        .await
+        .map_err(|e| AgentError::Serve(format!("fingerprinting task failed: {e}")))??;
+    Ok(build_node(cfg, identity, &fp))
 }
 
 async fn lifecycle(
     cfg: &AgentConfig,
     identity: &Identity,
     channel: Channel,
+    node: Arc<RwLock<Node>>,
+    fp_cfg: FingerprintConfig,
+    manager: AllocManager,
 ) -> Result<(), AgentError> {
-    let mut client = NodesClient::new(channel);
+    let mut client = NodesClient::new(channel.clone());
+    let mut watching = false;
     loop {
-        let ttl = register(cfg, identity, &mut client).await?;
+        let ttl = register(cfg, identity, &mut client, &node, &fp_cfg).await?;
+        if !watching {
+            // Allocations are followed once the server knows the node.
+            tokio::spawn(manager.clone().watch(channel.clone(), identity.clone()));
+            watching = true;
+        }
         heartbeat_until_unknown(identity, &mut client, ttl).await;
         tracing::warn!(node_id = %identity.node_id, "server does not know this node; registering again");
     }
@@ -110,30 +225,23 @@ async fn register(
     cfg: &AgentConfig,
     identity: &Identity,
     client: &mut NodesClient<Channel>,
+    node_cell: &Arc<RwLock<Node>>,
+    fp_cfg: &FingerprintConfig,
 ) -> Result<Duration, AgentError> {
-    let fp_cfg = FingerprintConfig {
-        data_dir: cfg.data_dir.clone(),
-        advertise_http: cfg.http_advertise.clone(),
-        network_interface: cfg.network_interface.clone(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        drivers: driver_probes(),
-    };
     let mut attempt = 0;
     loop {
-        // Fingerprinting reads /proc, /sys and statvfs: keep it off the async workers.
-        let cfg_for_probe = fp_cfg.clone();
-        let fp = match tokio::task::spawn_blocking(move || fingerprint::fingerprint(&cfg_for_probe))
-            .await
-        {
-            Ok(result) => result?,
+        let node = match fingerprint_node(cfg, identity, fp_cfg).await {
+            Ok(node) => node,
             Err(e) => {
-                tracing::error!(error = %e, "fingerprinting task failed");
+                tracing::error!(error = %e, "fingerprinting failed");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
                 continue;
             }
         };
-        let node = build_node(cfg, identity, &fp);
+        if let Ok(mut cell) = node_cell.write() {
+            *cell = node.clone();
+        }
         let node_json = match serde_json::to_vec(&node) {
             Ok(json) => json,
             Err(e) => {

@@ -17,4 +17,13 @@ pub struct AgentConfig {
     /// The HTTP address that serves this node's `/v1/client/...` endpoints (`HTTPAddr`).
     pub http_advertise: String,
     pub network_interface: Option<String>,
+    /// The agent's gRPC address (fs, logs, exec, lifecycle requests from gateways).
+    pub rpc_bind: std::net::SocketAddr,
+    /// The address gateways use to reach `rpc_bind` (registered with the node).
+    pub rpc_advertise: String,
+    /// The program run as each task's executor: the `caravan` binary itself.
+    pub executor: PathBuf,
+    /// Stop every task when the agent shuts down (dev mode, whose data directory goes away);
+    /// otherwise tasks keep running and a restarted agent re-attaches to them.
+    pub stop_tasks_on_shutdown: bool,
 }

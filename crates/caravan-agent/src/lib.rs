@@ -1,14 +1,18 @@
 //! The Caravan client agent: one per machine. It fingerprints the machine, registers the node
 //! with the servers, keeps it alive with heartbeats and registers again when a server forgets
-//! it. (Running allocations, drivers and the fs/exec services arrive in later layers.)
+//! it, and runs the allocations placed on it through the drivers of `caravan-drivers`.
 //!
 //! Layout:
 //! - [`fingerprint`]: what the machine is (cpu, memory, disk, kernel, os, network, drivers).
 //! - [`node`]: the Node document built from the fingerprint.
 //! - [`identity`]: the node ID and secret kept in the data directory.
 //! - [`client`]: registration and the heartbeat loop.
+//! - [`allocs`]: allocation and task runners, allocation directories, local state, status
+//!   reports, the agent's lifecycle gRPC service.
+//! - [`taskenv`]: the task environment and `${...}` interpolation.
 //! - [`config`]: the agent's configuration.
 
+pub mod allocs;
 pub mod client;
 pub mod config;
 pub mod fingerprint;

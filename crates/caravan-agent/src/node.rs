@@ -9,36 +9,36 @@ use caravan_structs::{
     NodeReservedResources, NodeResources, Resources, Time,
 };
 
+use caravan_drivers::Drivers;
+
 use crate::config::AgentConfig;
 use crate::fingerprint::{DriverProbe, Fingerprint};
 use crate::identity::Identity;
+
+/// The node attribute holding the agent's gRPC address, where the gateway sends
+/// `/v1/client/...` requests for this node (`unique.`: left out of the computed class).
+pub const AGENT_ADDRESS_ATTRIBUTE: &str = "unique.caravan.agent.address";
 
 /// Nomad's default dynamic port range.
 pub const MIN_DYNAMIC_PORT: i64 = 20000;
 pub const MAX_DYNAMIC_PORT: i64 = 32000;
 
-/// The drivers this agent reports. Task execution arrives with the drivers crate; until then
-/// the built-in `raw_exec` and `mock_driver` are reported as the agent's drivers, and `exec`
-/// (which needs isolation support) as not detected.
-pub fn driver_probes() -> Vec<DriverProbe> {
-    let healthy = |name: &str| DriverProbe {
-        name: name.to_owned(),
-        detected: true,
-        healthy: true,
-        health_description: "Healthy".to_owned(),
-        attributes: BTreeMap::from([(format!("driver.{name}"), "true".to_owned())]),
-    };
-    vec![
-        healthy("raw_exec"),
-        healthy("mock_driver"),
-        DriverProbe {
-            name: "exec".to_owned(),
-            detected: false,
-            healthy: false,
-            health_description: "exec driver is not available in this build".to_owned(),
-            attributes: BTreeMap::new(),
-        },
-    ]
+/// The drivers this agent reports: each built-in driver fingerprints itself (`exec` is not
+/// detected where namespaces or cgroups are unavailable).
+pub fn driver_probes(drivers: &Drivers) -> Vec<DriverProbe> {
+    drivers
+        .iter()
+        .map(|d| {
+            let fp = d.fingerprint();
+            DriverProbe {
+                name: d.name().to_owned(),
+                detected: fp.detected,
+                healthy: fp.healthy,
+                health_description: fp.health_description,
+                attributes: fp.attributes,
+            }
+        })
+        .collect()
 }
 
 fn networks(fp: &Fingerprint) -> Vec<NetworkResource> {
@@ -125,6 +125,14 @@ pub fn build_node(cfg: &AgentConfig, id: &Identity, fp: &Fingerprint) -> Node {
         status: NODE_STATUS_INIT.to_owned(),
         ..Node::default()
     };
+    if !cfg.rpc_advertise.is_empty() {
+        if let Some(attrs) = node.attributes.as_mut() {
+            attrs.insert(
+                AGENT_ADDRESS_ATTRIBUTE.to_owned(),
+                cfg.rpc_advertise.clone(),
+            );
+        }
+    }
     node.set_computed_class();
     node
 }

@@ -435,6 +435,88 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Go's `time.ParseDuration` syntax (`300ms`, `1.5h`, `2h45m`; a bare `0`; any other number
+/// needs a unit), which Nomad accepts for `wait` and in driver configs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}")]
+pub struct DurationError(pub String);
+
+/// Parses a non-negative Go duration. Negative durations are accepted by Go; a negative wait
+/// means "use the default", so they parse to zero.
+pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError(input.to_owned());
+    let mut s = input;
+    let mut negative = false;
+    if let Some(rest) = s.strip_prefix('-') {
+        negative = true;
+        s = rest;
+    } else if let Some(rest) = s.strip_prefix('+') {
+        s = rest;
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err(err());
+    }
+    let mut total_ns: u128 = 0;
+    while !s.is_empty() {
+        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (int_part, rest) = s.split_at(int_len);
+        let (frac_part, rest) = match rest.strip_prefix('.') {
+            Some(r) => {
+                let n = r.bytes().take_while(u8::is_ascii_digit).count();
+                r.split_at(n)
+            }
+            None => ("", rest),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return Err(err());
+        }
+        let unit_len = rest
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+            .map(|(i, _)| i)
+            .unwrap_or(rest.len());
+        let (unit, rest) = rest.split_at(unit_len);
+        let unit_ns: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(err()),
+        };
+        let whole: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| err())?
+        };
+        let mut value = whole.checked_mul(unit_ns).ok_or_else(err)?;
+        // Fraction digits beyond what nanoseconds can hold do not change the result.
+        let mut scale = unit_ns;
+        for digit in frac_part.bytes().take(30) {
+            scale /= 10;
+            if scale == 0 {
+                break;
+            }
+            value += u128::from(digit - b'0') * scale;
+        }
+        total_ns = total_ns.checked_add(value).ok_or_else(err)?;
+        if total_ns > u128::from(u64::MAX) {
+            return Err(err());
+        }
+        s = rest;
+    }
+    if negative {
+        return Ok(Duration::ZERO);
+    }
+    Ok(Duration::from_nanos(
+        u64::try_from(total_ns).map_err(|_| err())?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

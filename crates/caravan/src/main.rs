@@ -31,6 +31,15 @@ enum Command {
     Gateway(GatewayArgs),
     /// Run the database migrations and exit.
     Migrate(MigrateArgs),
+    /// Internal: supervise one task for a client agent (started by the agent).
+    #[command(hide = true)]
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecutorArgs {
+    /// The launch spec written by the agent.
+    pub spec: PathBuf,
 }
 
 /// Options every command shares.
@@ -79,6 +88,12 @@ pub struct AgentArgs {
     /// Servers to join (host:port, comma separated).
     #[arg(long, env = "CARAVAN_SERVERS", value_delimiter = ',')]
     pub servers: Vec<String>,
+    /// gRPC port of the client agent (4648 by default; a free port in -dev).
+    #[arg(long = "agent-port", env = "CARAVAN_AGENT_PORT")]
+    pub agent_port: Option<u16>,
+    /// Address gateways use to reach this agent's gRPC port (host:port).
+    #[arg(long = "agent-advertise", env = "CARAVAN_AGENT_ADVERTISE")]
+    pub agent_advertise: Option<String>,
     /// HTTP address this node advertises for its /v1/client endpoints.
     #[arg(long = "http-advertise", env = "CARAVAN_HTTP_ADVERTISE")]
     pub http_advertise: Option<String>,
@@ -149,6 +164,12 @@ pub struct MigrateArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_from(flags::normalize(std::env::args()));
+    // The executor stays synchronous and single-threaded until its task is started: isolation
+    // (namespaces) needs that, and it keeps the per-task process small.
+    if let Command::Executor(args) = &cli.command {
+        let code = caravan_drivers::executor::main(&args.spec);
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,6 +186,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(args) => run::server(args).await,
             Command::Gateway(args) => run::gateway(args).await,
             Command::Migrate(args) => run::migrate(args).await,
+            Command::Executor(_) => Ok(()),
         }
     });
     match result {

@@ -20,6 +20,12 @@ use crate::{AgentArgs, Common, GatewayArgs, MigrateArgs, ServerArgs};
 
 const DEFAULT_HTTP_PORT: u16 = 4646;
 const DEFAULT_RPC_PORT: u16 = 4647;
+const DEFAULT_AGENT_PORT: u16 = 4648;
+
+/// Tasks are supervised by this very binary (`caravan executor`).
+fn executor_program() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find the caravan binary to run task executors")
+}
 
 fn init_logging(common: &Common) {
     let filter = common
@@ -319,6 +325,11 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
             .network_interface
             .clone()
             .or(file.client.network_interface.clone()),
+        rpc_bind: SocketAddr::new(ip, args.agent_port.unwrap_or(0)),
+        rpc_advertise: args.agent_advertise.clone().unwrap_or_default(),
+        executor: executor_program()?,
+        // The dev data directory is throwaway: its tasks go with the agent.
+        stop_tasks_on_shutdown: true,
     };
     let agent_task = tokio::spawn(caravan_agent::run(agent_cfg, local_node_id, stopped()));
 
@@ -384,6 +395,10 @@ async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
             .network_interface
             .clone()
             .or(file.client.network_interface.clone()),
+        rpc_bind: SocketAddr::new(ip, args.agent_port.unwrap_or(DEFAULT_AGENT_PORT)),
+        rpc_advertise: args.agent_advertise.clone().unwrap_or_default(),
+        executor: executor_program()?,
+        stop_tasks_on_shutdown: false,
     };
     let (stop, stopped) = shutdown_channel();
     let task = tokio::spawn(caravan_agent::run(

@@ -1,0 +1,13 @@
+//! Running allocations: the manager that follows the server, one runner per allocation and
+//! per task, the allocation directory, the local state for re-attach, status reporting and the
+//! agent's lifecycle gRPC service.
+
+pub mod dir;
+pub mod events;
+pub mod manager;
+pub mod reporter;
+pub mod restarts;
+pub mod runner;
+pub mod service;
+pub mod store;
+pub mod task;

@@ -1,0 +1,85 @@
+//! The agent's gRPC service for lifecycle requests on its allocations (signal, restart,
+//! garbage collection); the gateway routes `/v1/client/allocation/...` here.
+
+use caravan_proto::v1::client_allocs_server::ClientAllocs;
+use caravan_proto::v1::{
+    CollectAllAllocsRequest, CollectAllAllocsResponse, CollectAllocRequest, CollectAllocResponse,
+    RestartAllocRequest, RestartAllocResponse, SignalAllocRequest, SignalAllocResponse,
+};
+use caravan_proto::{ErrorCode, to_status};
+use tonic::{Request, Response, Status};
+
+use super::manager::AllocManager;
+use super::runner::RequestError;
+
+pub struct ClientAllocsService {
+    manager: AllocManager,
+}
+
+impl ClientAllocsService {
+    pub fn new(manager: AllocManager) -> ClientAllocsService {
+        ClientAllocsService { manager }
+    }
+
+    fn runner(&self, alloc_id: &str) -> Result<std::sync::Arc<super::runner::AllocRunner>, Status> {
+        self.manager.get(alloc_id).ok_or_else(|| {
+            to_status(
+                ErrorCode::NotFound,
+                format!("Unknown allocation {alloc_id:?}"),
+            )
+        })
+    }
+}
+
+fn status(e: RequestError) -> Status {
+    match e {
+        RequestError::BadRequest(m) => to_status(ErrorCode::BadRequest, m),
+        RequestError::NotFound(m) => to_status(ErrorCode::NotFound, m),
+        RequestError::Failed(m) => to_status(ErrorCode::Internal, m),
+    }
+}
+
+#[tonic::async_trait]
+impl ClientAllocs for ClientAllocsService {
+    async fn signal_alloc(
+        &self,
+        request: Request<SignalAllocRequest>,
+    ) -> Result<Response<SignalAllocResponse>, Status> {
+        let req = request.into_inner();
+        let runner = self.runner(&req.alloc_id)?;
+        runner.signal(req.task, req.signal).await.map_err(status)?;
+        Ok(Response::new(SignalAllocResponse {}))
+    }
+
+    async fn restart_alloc(
+        &self,
+        request: Request<RestartAllocRequest>,
+    ) -> Result<Response<RestartAllocResponse>, Status> {
+        let req = request.into_inner();
+        let runner = self.runner(&req.alloc_id)?;
+        runner
+            .restart(req.task, req.all_tasks)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RestartAllocResponse {}))
+    }
+
+    async fn collect_alloc(
+        &self,
+        request: Request<CollectAllocRequest>,
+    ) -> Result<Response<CollectAllocResponse>, Status> {
+        let req = request.into_inner();
+        self.manager.collect(&req.alloc_id).map_err(status)?;
+        Ok(Response::new(CollectAllocResponse {}))
+    }
+
+    async fn collect_all_allocs(
+        &self,
+        _request: Request<CollectAllAllocsRequest>,
+    ) -> Result<Response<CollectAllAllocsResponse>, Status> {
+        let collected = self.manager.collect_all();
+        Ok(Response::new(CollectAllAllocsResponse {
+            collected: u32::try_from(collected).unwrap_or(u32::MAX),
+        }))
+    }
+}
