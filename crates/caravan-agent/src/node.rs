@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use caravan_structs::node::NODE_STATUS_INIT;
+use caravan_structs::node::{AGENT_ADDRESS_ATTRIBUTE, NODE_STATUS_INIT};
 use caravan_structs::{
     DriverInfo, NetworkResource, Node, NodeCpuResources, NodeDiskResources, NodeMemoryResources,
     NodeReservedResources, NodeResources, Resources, Time,
@@ -14,10 +14,6 @@ use caravan_drivers::Drivers;
 use crate::config::AgentConfig;
 use crate::fingerprint::{DriverProbe, Fingerprint};
 use crate::identity::Identity;
-
-/// The node attribute holding the agent's gRPC address, where the gateway sends
-/// `/v1/client/...` requests for this node (`unique.`: left out of the computed class).
-pub const AGENT_ADDRESS_ATTRIBUTE: &str = "unique.caravan.agent.address";
 
 /// Nomad's default dynamic port range.
 pub const MIN_DYNAMIC_PORT: i64 = 20000;

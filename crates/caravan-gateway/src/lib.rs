@@ -13,6 +13,7 @@
 //! - [`duration`]: Go duration syntax.
 
 pub mod acl;
+pub mod agents;
 pub mod body;
 pub mod duration;
 pub mod error;
@@ -79,6 +80,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct AppState {
     channel: Channel,
     config: Arc<GatewayConfig>,
+    agents: agents::AgentPool,
 }
 
 impl AppState {
@@ -86,7 +88,13 @@ impl AppState {
         AppState {
             channel,
             config: Arc::new(config),
+            agents: agents::AgentPool::default(),
         }
+    }
+
+    /// The channel to a client agent's gRPC address (pooled).
+    pub fn agent(&self, addr: &str) -> Result<Channel, error::ApiError> {
+        self.agents.channel(addr)
     }
 
     pub fn nodes(&self) -> NodesClient<Channel> {

@@ -9,6 +9,10 @@ use crate::resources::{NetworkResource, Resources};
 use crate::time::Time;
 
 /// `Node.Status`: registered, not yet heartbeating normally.
+/// The node attribute holding the client agent's gRPC address: where gateways send the node's
+/// `/v1/client/...` requests (`unique.`, so it stays out of the computed class).
+pub const AGENT_ADDRESS_ATTRIBUTE: &str = "unique.caravan.agent.address";
+
 pub const NODE_STATUS_INIT: &str = "initializing";
 /// `Node.Status`: heartbeating.
 pub const NODE_STATUS_READY: &str = "ready";

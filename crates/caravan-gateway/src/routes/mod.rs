@@ -3,6 +3,7 @@
 
 mod agent;
 mod allocs;
+mod client_allocs;
 mod deployments;
 mod evals;
 mod jobs;
@@ -31,6 +32,8 @@ pub struct RouteSpec {
 const GET: &[Method] = &[Method::GET];
 const PUT_POST: &[Method] = &[Method::PUT, Method::POST];
 const DELETE: &[Method] = &[Method::DELETE];
+/// Endpoints Nomad serves on any method.
+const GET_PUT_POST: &[Method] = &[Method::GET, Method::PUT, Method::POST];
 
 struct RouteTable {
     router: Router<AppState>,
@@ -258,6 +261,31 @@ fn table() -> RouteTable {
             "/v1/validate/job",
             Namespace("read-job"),
             handler!(PUT_POST, jobs::validate),
+        )
+        // Lifecycle requests served by the agent holding the allocation (seeds/001, 003).
+        .route(
+            PUT_POST,
+            "/v1/client/allocation/{alloc_id}/signal",
+            Namespace("alloc-lifecycle"),
+            handler!(PUT_POST, client_allocs::signal),
+        )
+        .route(
+            GET_PUT_POST,
+            "/v1/client/allocation/{alloc_id}/restart",
+            Namespace("alloc-lifecycle"),
+            handler!(GET_PUT_POST, client_allocs::restart),
+        )
+        .route(
+            GET_PUT_POST,
+            "/v1/client/allocation/{alloc_id}/gc",
+            Namespace("gc-allocation"),
+            handler!(GET_PUT_POST, client_allocs::gc),
+        )
+        .route(
+            GET_PUT_POST,
+            "/v1/client/gc",
+            NodeWrite,
+            handler!(GET_PUT_POST, client_allocs::gc_all),
         )
         // What clients probe first.
         .route(

@@ -1,0 +1,145 @@
+//! `/v1/client/allocation/:alloc_id/{signal,restart,gc}` and `/v1/client/gc`: lifecycle
+//! requests served by the client agent that holds the allocation (or the `node_id` asked for).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use caravan_proto::v1;
+use caravan_proto::v1::client_allocs_client::ClientAllocsClient;
+use caravan_structs::GenericResponse;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::agents::{self, AgentTarget, agent_error};
+use crate::body::{JsonObject, get_ci, wrong_type};
+use crate::error::ApiError;
+use crate::query::{Query, UuidPath, validate_uuid};
+use crate::response::JsonResponse;
+
+async fn alloc_target(state: &AppState, alloc_id: &str) -> Result<AgentTarget, ApiError> {
+    validate_uuid(alloc_id, "alloc")?;
+    let alloc = agents::alloc(state, alloc_id).await?;
+    agents::node_agent(state, &alloc.node_id).await
+}
+
+fn client(
+    state: &AppState,
+    target: &AgentTarget,
+) -> Result<ClientAllocsClient<tonic::transport::Channel>, ApiError> {
+    Ok(ClientAllocsClient::new(state.agent(&target.addr)?))
+}
+
+fn string_field(body: &JsonObject, field: &str) -> Result<String, ApiError> {
+    match get_ci(&body.0, field) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(wrong_type(field, "string", other)),
+    }
+}
+
+/// `{"Index":0}`, what Nomad answers to signal and restart.
+fn index_zero(pretty: bool) -> Result<Response, ApiError> {
+    Ok(JsonResponse::value(&GenericResponse::default())?
+        .pretty(pretty)
+        .into_response())
+}
+
+pub(super) async fn signal(
+    State(state): State<AppState>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
+    q: Query,
+    body: Option<JsonObject>,
+) -> Result<Response, ApiError> {
+    let body =
+        body.ok_or_else(|| ApiError::bad_request("Failed to decode body: Request body is empty"))?;
+    let signal = string_field(&body, "Signal")?;
+    let task = string_field(&body, "Task")?;
+    if signal.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "missing signal: give Signal, e.g. \"SIGHUP\"",
+        ));
+    }
+    let target = alloc_target(&state, &alloc_id).await?;
+    client(&state, &target)?
+        .signal_alloc(v1::SignalAllocRequest {
+            alloc_id,
+            task,
+            signal,
+        })
+        .await
+        .map_err(|s| agent_error(&target, s))?;
+    index_zero(q.pretty)
+}
+
+pub(super) async fn restart(
+    State(state): State<AppState>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
+    q: Query,
+    body: Option<JsonObject>,
+) -> Result<Response, ApiError> {
+    let (task, all_tasks) = match &body {
+        None => (String::new(), false),
+        Some(b) => (
+            string_field(b, "TaskName")?,
+            match get_ci(&b.0, "AllTasks") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(v)) => *v,
+                Some(other) => return Err(wrong_type("AllTasks", "bool", other)),
+            },
+        ),
+    };
+    if all_tasks && !task.is_empty() {
+        return Err(ApiError::bad_request(
+            "task name cannot be set when restarting all tasks",
+        ));
+    }
+    let target = alloc_target(&state, &alloc_id).await?;
+    client(&state, &target)?
+        .restart_alloc(v1::RestartAllocRequest {
+            alloc_id,
+            task,
+            all_tasks,
+        })
+        .await
+        .map_err(|s| agent_error(&target, s))?;
+    index_zero(q.pretty)
+}
+
+/// Nomad answers a successful GC with 200 and an empty body.
+fn empty_ok() -> Response {
+    http::StatusCode::OK.into_response()
+}
+
+pub(super) async fn gc(
+    State(state): State<AppState>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
+) -> Result<Response, ApiError> {
+    let target = alloc_target(&state, &alloc_id).await?;
+    client(&state, &target)?
+        .collect_alloc(v1::CollectAllocRequest { alloc_id })
+        .await
+        .map_err(|s| agent_error(&target, s))?;
+    Ok(empty_ok())
+}
+
+pub(super) async fn gc_all(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {
+    let node_id = match q
+        .params
+        .get("node_id")
+        .map(|s| s.trim().to_ascii_lowercase())
+    {
+        Some(id) if !id.is_empty() => id,
+        _ => state
+            .config()
+            .local_node_id
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request("No local Node and node_id not provided"))?,
+    };
+    validate_uuid(&node_id, "node")?;
+    let target = agents::node_agent(&state, &node_id).await?;
+    client(&state, &target)?
+        .collect_all_allocs(v1::CollectAllAllocsRequest {})
+        .await
+        .map_err(|s| agent_error(&target, s))?;
+    Ok(empty_ok())
+}
