@@ -189,6 +189,16 @@ impl PgCluster {
         server_extra: &[&str],
         agent_extra: &[&str],
     ) -> anyhow::Result<PgCluster> {
+        PgCluster::start_full(server_extra, agent_extra, true).await
+    }
+
+    /// As [`PgCluster::start_with`]; `ephemeral_tasks` false leaves tasks running when the
+    /// agent dies, so it can re-attach (the test must stop its jobs).
+    pub async fn start_full(
+        server_extra: &[&str],
+        agent_extra: &[&str],
+        ephemeral_tasks: bool,
+    ) -> anyhow::Result<PgCluster> {
         let db = TestDatabase::create().await?;
         let rpc_port = free_port();
         let http_port = free_port();
@@ -221,17 +231,10 @@ impl PgCluster {
         let client = Client::new(url.clone())?;
         wait_api(&client, &[&server, &gateway]).await?;
         let agent_dir = TempDir::new("caravan-agent")?;
-        let mut agent_args = strings(&[
-            "agent",
-            "-servers",
-            &rpc_addr,
-            "-data-dir",
-            &agent_dir.path_str(),
-            "-bind",
-            "127.0.0.1",
-            "-http-advertise",
-            &http_addr,
-        ]);
+        let mut agent_args = agent_args(&rpc_addr, &http_addr, &agent_dir, "agent-1");
+        if ephemeral_tasks {
+            agent_args.push(EPHEMERAL.to_owned());
+        }
         agent_args.extend(agent_extra.iter().map(|s| s.to_string()));
         let agent = spawn(&agent_args)?;
         let node_id = wait_single_node_ready(&client, &[&server, &gateway, &agent]).await?;
@@ -252,7 +255,75 @@ impl PgCluster {
     }
 }
 
+/// The flags of a client agent joining `rpc_addr`, on a free agent port.
+fn agent_args(rpc_addr: &str, http_addr: &str, dir: &TempDir, name: &str) -> Vec<String> {
+    strings(&[
+        "agent",
+        "-servers",
+        rpc_addr,
+        "-data-dir",
+        &dir.path_str(),
+        "-bind",
+        "127.0.0.1",
+        "-agent-port",
+        &free_port().to_string(),
+        "-http-advertise",
+        http_addr,
+        "-node",
+        name,
+    ])
+}
+
+/// Tests leave no task behind: tasks die with their agent unless a test wants them durable.
+const EPHEMERAL: &str = "-ephemeral-tasks";
+
+/// One more client agent process of a [`PgCluster`].
+pub struct ExtraAgent {
+    pub process: Process,
+    pub dir: TempDir,
+    pub node_id: String,
+    args: Vec<String>,
+}
+
+impl ExtraAgent {
+    /// SIGKILLs the agent and starts it again with the same data dir (tasks keep running).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill_hard();
+        self.process = spawn(&self.args)?;
+        Ok(())
+    }
+}
+
 impl PgCluster {
+    /// Starts another client agent (own data dir, name and ports); returns once its node is
+    /// ready.
+    pub async fn add_agent(&self, name: &str) -> anyhow::Result<ExtraAgent> {
+        let dir = TempDir::new("caravan-agent")?;
+        let mut args = agent_args(&self.rpc_addr, &self.http_addr, &dir, name);
+        args.push(EPHEMERAL.to_owned());
+        let process = spawn(&args)?;
+        let found = std::sync::Mutex::new(String::new());
+        wait_for("the extra agent's node to be ready", START_TIMEOUT, || async {
+            let (nodes, _) = self.client.nodes().list(&QueryOptions::new()).await?;
+            match nodes.iter().find(|n| n.name == name && n.status == "ready") {
+                Some(n) => {
+                    *found.lock().map_err(|_| anyhow!("poisoned"))? = n.id.clone();
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+        .await
+        .with_context(|| logs_of(&[&process]))?;
+        let node_id = found.lock().map_err(|_| anyhow!("poisoned"))?.clone();
+        Ok(ExtraAgent {
+            process,
+            dir,
+            node_id,
+            args,
+        })
+    }
+
     /// SIGKILLs the client agent and starts it again with the same data dir.
     pub fn restart_agent(&mut self) -> anyhow::Result<()> {
         self.agent.kill_hard();
@@ -517,9 +588,9 @@ pub async fn post(client: &Client, path: &str, body: &str) -> anyhow::Result<api
     send(client, api::Method::POST, path, body).await
 }
 
-/// Places one allocation of a job pinned to `node_id` and waits until it is there. On an
-/// agent that does not run tasks yet it stays `pending`, so a drain of the node stays in
-/// progress instead of completing at once as the drain of an empty node does.
+/// Places one allocation of a job pinned to `node_id` and waits until it is there. Its task
+/// ignores the interrupt and has a long kill timeout, so a drain of the node stays in progress
+/// instead of completing at once as the drain of an empty node does.
 pub async fn hold_node(client: &Client, node_id: &str) -> anyhow::Result<String> {
     let job_id = format!("hold-{}", &node_id[..8]);
     let job = json!({
@@ -531,7 +602,8 @@ pub async fn hold_node(client: &Client, node_id: &str) -> anyhow::Result<String>
             "Tasks": [{
                 "Name": "t",
                 "Driver": "raw_exec",
-                "Config": {"command": "/bin/sleep", "args": ["3600"]},
+                "Config": {"command": "/bin/sh", "args": ["-c", "trap '' INT TERM; while :; do sleep 1; done"]},
+                "KillTimeout": 600_000_000_000u64,
                 "Resources": {"CPU": 10, "MemoryMB": 10}
             }]
         }]

@@ -124,7 +124,7 @@ pub async fn run(
         };
         cfg.rpc_advertise = format!("{host}:{}", local.port());
     }
-    let drivers = Drivers::builtin(cfg.executor.clone());
+    let drivers = Drivers::builtin(cfg.executor.clone(), cfg.ephemeral_tasks);
     let fp_cfg = FingerprintConfig {
         data_dir: cfg.data_dir.clone(),
         advertise_http: cfg.http_advertise.clone(),
@@ -160,7 +160,7 @@ pub async fn run(
         result = lifecycle(&cfg, &identity, channel, node, fp_cfg, manager.clone()) => result,
         served = rpc => served.map_err(|e| AgentError::Serve(e.to_string())),
     };
-    if cfg.stop_tasks_on_shutdown {
+    if cfg.ephemeral_tasks {
         stop_all(&manager, &reporter).await;
     }
     background.abort();

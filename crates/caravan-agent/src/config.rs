@@ -23,7 +23,8 @@ pub struct AgentConfig {
     pub rpc_advertise: String,
     /// The program run as each task's executor: the `caravan` binary itself.
     pub executor: PathBuf,
-    /// Stop every task when the agent shuts down (dev mode, whose data directory goes away);
-    /// otherwise tasks keep running and a restarted agent re-attaches to them.
-    pub stop_tasks_on_shutdown: bool,
+    /// Tasks live no longer than the agent: stopped when it shuts down, killed by their
+    /// executors when it dies (dev mode, whose data directory goes away, and tests). Otherwise
+    /// tasks keep running and a restarted agent re-attaches to them.
+    pub ephemeral_tasks: bool,
 }

@@ -40,6 +40,10 @@ pub struct LaunchSpec {
     /// Run as this user when not empty.
     pub user: String,
     pub isolation: Option<IsolationConfig>,
+    /// Kill the task when the agent that started it dies (dev mode and tests): the executor
+    /// watches its parent and kills the task once it is orphaned.
+    #[serde(default)]
+    pub die_with_agent: bool,
 }
 
 /// The `exec` driver's isolation (see `caravan_isolation::IsolationSpec`).
@@ -220,6 +224,17 @@ fn run(spec: &LaunchSpec) -> Result<(), String> {
     let mut child = spawn(spec)?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     handshake(&Handshake::Pid(pid));
+    if spec.die_with_agent {
+        let agent = nix::unistd::getppid();
+        std::thread::spawn(move || {
+            while nix::unistd::getppid() == agent {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let task = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(task, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(task, nix::sys::signal::Signal::SIGKILL);
+        });
+    }
 
     let (done_tx, done_rx) = mpsc::channel();
     let mut copiers = 0;

@@ -183,9 +183,9 @@ pub struct Drivers {
 
 impl Drivers {
     /// Caravan's built-in drivers; `executor` is the program run as each task's executor (the
-    /// `caravan` binary itself).
-    pub fn builtin(executor: PathBuf) -> Drivers {
-        let launcher = process::Launcher::new(executor);
+    /// `caravan` binary itself); `ephemeral` tasks die with the agent.
+    pub fn builtin(executor: PathBuf, ephemeral: bool) -> Drivers {
+        let launcher = process::Launcher::new(executor, ephemeral);
         let mut drivers = Drivers::default();
         drivers.add(Arc::new(raw_exec::RawExec::new(launcher.clone())));
         drivers.add(Arc::new(exec::Exec::new(launcher)));

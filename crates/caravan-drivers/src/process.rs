@@ -26,6 +26,8 @@ const RECOVERED_POLL: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone)]
 pub struct Launcher {
     program: PathBuf,
+    /// Tasks die with the agent (see `LaunchSpec::die_with_agent`).
+    ephemeral: bool,
 }
 
 /// What identifies a launched task across agent restarts.
@@ -42,17 +44,18 @@ pub struct ProcessState {
 }
 
 impl Launcher {
-    pub fn new(program: PathBuf) -> Launcher {
-        Launcher { program }
+    pub fn new(program: PathBuf, ephemeral: bool) -> Launcher {
+        Launcher { program, ephemeral }
     }
 
     /// Launches an executor for `spec` and waits until the task runs (or failed to start).
     pub async fn launch(
         &self,
         driver: &'static str,
-        spec: LaunchSpec,
+        mut spec: LaunchSpec,
         run_dir: &Path,
     ) -> Result<Arc<ProcessHandle>, DriverError> {
+        spec.die_with_agent = self.ephemeral;
         let io_err = |what: &str, e: std::io::Error| DriverError::Start(format!("{what}: {e}"));
         tokio::fs::create_dir_all(run_dir)
             .await

@@ -91,6 +91,10 @@ pub struct AgentArgs {
     /// gRPC port of the client agent (4648 by default; a free port in -dev).
     #[arg(long = "agent-port", env = "CARAVAN_AGENT_PORT")]
     pub agent_port: Option<u16>,
+    /// Tasks stop when the agent stops and die when it dies, instead of outliving it to be
+    /// re-attached (always so in -dev).
+    #[arg(long = "ephemeral-tasks", env = "CARAVAN_EPHEMERAL_TASKS")]
+    pub ephemeral_tasks: bool,
     /// Address gateways use to reach this agent's gRPC port (host:port).
     #[arg(long = "agent-advertise", env = "CARAVAN_AGENT_ADVERTISE")]
     pub agent_advertise: Option<String>,

@@ -329,7 +329,7 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         rpc_advertise: args.agent_advertise.clone().unwrap_or_default(),
         executor: executor_program()?,
         // The dev data directory is throwaway: its tasks go with the agent.
-        stop_tasks_on_shutdown: true,
+        ephemeral_tasks: true,
     };
     let agent_task = tokio::spawn(caravan_agent::run(agent_cfg, local_node_id, stopped()));
 
@@ -398,7 +398,7 @@ async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         rpc_bind: SocketAddr::new(ip, args.agent_port.unwrap_or(DEFAULT_AGENT_PORT)),
         rpc_advertise: args.agent_advertise.clone().unwrap_or_default(),
         executor: executor_program()?,
-        stop_tasks_on_shutdown: false,
+        ephemeral_tasks: args.ephemeral_tasks,
     };
     let (stop, stopped) = shutdown_channel();
     let task = tokio::spawn(caravan_agent::run(

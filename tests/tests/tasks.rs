@@ -1,0 +1,382 @@
+//! The client agent runs tasks for real (issue 4): black-box over HTTP against `caravan agent
+//! -dev` and separate agent processes, with real processes for raw_exec and exec tasks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use caravan_tests::*;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn register(client: &api::Client, job: Value) {
+    let resp = send(
+        client,
+        api::Method::PUT,
+        "/v1/jobs",
+        &json!({ "Job": job }).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 200, "register: {}", resp.text());
+}
+
+async fn job_allocs(client: &api::Client, job: &str) -> Vec<Value> {
+    let (v, _) = get_json(client, &format!("/v1/job/{job}/allocations?all=true"))
+        .await
+        .unwrap();
+    v.as_array().cloned().unwrap_or_default()
+}
+
+async fn alloc(client: &api::Client, id: &str) -> Value {
+    get_json(client, &format!("/v1/allocation/{id}")).await.unwrap().0
+}
+
+/// Waits until the job has an allocation for which `pred` holds; returns it.
+async fn wait_alloc(client: &api::Client, job: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let found = std::sync::Mutex::new(None);
+    wait_for(what, WAIT, || async {
+        for a in job_allocs(client, job).await {
+            let full = alloc(client, a["ID"].as_str().unwrap_or_default()).await;
+            if pred(&full) {
+                *found.lock().unwrap() = Some(full);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .await
+    .unwrap();
+    found.into_inner().unwrap().unwrap()
+}
+
+fn status_is(status: &'static str) -> impl Fn(&Value) -> bool {
+    move |a| a["ClientStatus"] == status
+}
+
+fn event_types(a: &Value, task: &str) -> Vec<String> {
+    a["TaskStates"][task]["Events"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .map(|e| e["Type"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn alloc_dir(c: &DevCluster, alloc_id: &str) -> PathBuf {
+    c.data_dir.path().join("client").join("alloc").join(alloc_id)
+}
+
+fn read_log(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join("alloc/logs").join(file)).unwrap_or_default()
+}
+
+fn raw_exec_job(id: &str, kind: &str, script: &str) -> Value {
+    json!({
+        "ID": id,
+        "Type": kind,
+        "Datacenters": ["dc1"],
+        "TaskGroups": [{
+            "Name": "g",
+            "RestartPolicy": {"Attempts": 0, "Mode": "fail", "Delay": 100_000_000u64, "Interval": 60_000_000_000u64},
+            "ReschedulePolicy": {"Attempts": 0, "Unlimited": false},
+            "Tasks": [{
+                "Name": "t",
+                "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                "Resources": {"CPU": 50, "MemoryMB": 32}
+            }]
+        }]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raw_exec_task_runs_with_its_environment_and_logs() {
+    let c = DevCluster::start().await.unwrap();
+    let script = "echo alloc=$NOMAD_ALLOC_ID name=$NOMAD_ALLOC_NAME index=$NOMAD_ALLOC_INDEX job=$NOMAD_JOB_ID group=$NOMAD_GROUP_NAME task=$NOMAD_TASK_NAME ns=$NOMAD_NAMESPACE region=$NOMAD_REGION dc=$NOMAD_DC cpu=$NOMAD_CPU_LIMIT mem=$NOMAD_MEMORY_LIMIT port=$NOMAD_PORT_http addr=$NOMAD_ADDR_http greeting=$GREETING; \
+         echo arg=$1; pwd; ls $NOMAD_ALLOC_DIR; test -d $NOMAD_TASK_DIR && test -d $NOMAD_SECRETS_DIR && echo dirs-ok; echo oops >&2; sleep 3600";
+    let mut job = raw_exec_job("env", "service", script);
+    job["TaskGroups"][0]["Networks"] = json!([{"DynamicPorts": [{"Label": "http"}]}]);
+    job["TaskGroups"][0]["Tasks"][0]["Env"] = json!({"GREETING": "hi-${NOMAD_TASK_NAME}-${attr.kernel.name}"});
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] =
+        json!(["-c", script, "sh", "${NOMAD_JOB_NAME}-${node.datacenter}"]);
+    register(&c.client, job).await;
+    let a = wait_alloc(&c.client, "env", "the task to run", status_is("running")).await;
+    let id = a["ID"].as_str().unwrap();
+    assert_eq!(a["ClientDescription"], "Tasks are running");
+    let ts = &a["TaskStates"]["t"];
+    assert_eq!(ts["State"], "running");
+    assert!(ts["StartedAt"].is_string());
+    assert_eq!(event_types(&a, "t"), ["Received", "Task Setup", "Started"]);
+    assert_eq!(ts["Events"][1]["DisplayMessage"], "Building Task Directory");
+    let dir = alloc_dir(&c, id);
+    let port = a["AllocatedResources"]["Shared"]["Ports"][0]["Value"].as_i64().unwrap();
+    let host_ip = a["AllocatedResources"]["Shared"]["Ports"][0]["HostIP"].as_str().unwrap();
+    let mut out = String::new();
+    wait_for("the task's output", WAIT, || {
+        out = read_log(&dir, "t.stdout.0");
+        let done = out.contains("dirs-ok");
+        async move { Ok(done) }
+    })
+    .await
+    .unwrap();
+    for want in [
+        format!("alloc={id}"),
+        "name=env.g[0]".to_owned(),
+        "index=0".to_owned(),
+        "job=env group=g task=t ns=default region=global dc=dc1".to_owned(),
+        "cpu=50 mem=32".to_owned(),
+        format!("port={port} addr={host_ip}:{port}"),
+        "greeting=hi-t-linux".to_owned(),
+        "arg=env-dc1".to_owned(),
+        dir.join("t").display().to_string(),
+        "data\nlogs\ntmp".to_owned(),
+    ] {
+        assert!(out.contains(&want), "{want:?} not in {out:?}");
+    }
+    assert_eq!(read_log(&dir, "t.stderr.0"), "oops\n");
+    for d in ["alloc/data", "alloc/tmp", "t/local", "t/secrets", "t/tmp"] {
+        assert!(dir.join(d).is_dir(), "{d}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_task_completes_and_a_failing_one_fails_after_its_restarts() {
+    let c = DevCluster::start().await.unwrap();
+    register(&c.client, raw_exec_job("ok", "batch", "echo done")).await;
+    let a = wait_alloc(&c.client, "ok", "the batch task to complete", status_is("complete")).await;
+    assert_eq!(a["ClientDescription"], "All tasks have completed");
+    assert_eq!(
+        event_types(&a, "t"),
+        ["Received", "Task Setup", "Started", "Terminated"]
+    );
+    let ts = &a["TaskStates"]["t"];
+    assert_eq!(ts["State"], "dead");
+    assert_eq!(ts["Failed"], false);
+    assert!(ts["FinishedAt"].is_string());
+    assert_eq!(ts["Events"][3]["ExitCode"], 0);
+    assert_eq!(ts["Events"][3]["DisplayMessage"], "Exit Code: 0");
+
+    // Exit 3 twice: one restart allowed, then Not Restarting and a failed allocation.
+    let mut job = raw_exec_job("bad", "batch", "exit 3");
+    job["TaskGroups"][0]["RestartPolicy"]["Attempts"] = json!(1);
+    register(&c.client, job).await;
+    let a = wait_alloc(&c.client, "bad", "the task to fail", status_is("failed")).await;
+    assert_eq!(a["ClientDescription"], "Failed tasks");
+    let types = event_types(&a, "t");
+    assert_eq!(
+        types,
+        [
+            "Received",
+            "Task Setup",
+            "Started",
+            "Terminated",
+            "Restarting",
+            "Task Setup",
+            "Started",
+            "Terminated",
+            "Not Restarting"
+        ]
+    );
+    let ts = &a["TaskStates"]["t"];
+    assert_eq!(ts["Failed"], true);
+    assert_eq!(ts["Restarts"], 1);
+    assert!(ts["LastRestart"].is_string());
+    let events = ts["Events"].as_array().unwrap();
+    assert_eq!(events[3]["ExitCode"], 3);
+    assert!(
+        events[4]["DisplayMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("Task restarting in 1"),
+        "{}",
+        events[4]
+    );
+    assert!(events[4]["StartDelay"].as_i64().unwrap() >= 100_000_000);
+    assert_eq!(
+        events[8]["DisplayMessage"],
+        "Exceeded allowed attempts 1 in interval 1m0s and mode is \"fail\""
+    );
+    assert_eq!(events[8]["FailsTask"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn driver_failures_apply_the_restart_policy_and_bad_configs_fail_at_once() {
+    let c = DevCluster::start().await.unwrap();
+    let mut job = raw_exec_job("missing-bin", "batch", "");
+    job["TaskGroups"][0]["RestartPolicy"]["Attempts"] = json!(1);
+    job["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"command": "/no/such/program"});
+    register(&c.client, job).await;
+    let a = wait_alloc(&c.client, "missing-bin", "the allocation to fail", status_is("failed")).await;
+    let events = a["TaskStates"]["t"]["Events"].as_array().unwrap().clone();
+    let types = event_types(&a, "t");
+    assert_eq!(
+        types,
+        [
+            "Received",
+            "Task Setup",
+            "Driver Failure",
+            "Restarting",
+            "Task Setup",
+            "Driver Failure",
+            "Not Restarting"
+        ]
+    );
+    let err = events[2]["DriverError"].as_str().unwrap();
+    assert!(err.contains("/no/such/program"), "{err}");
+    assert_eq!(events[2]["DisplayMessage"], err);
+
+    let mut job = raw_exec_job("no-command", "batch", "");
+    job["TaskGroups"][0]["RestartPolicy"]["Attempts"] = json!(3);
+    job["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"args": ["x"]});
+    register(&c.client, job).await;
+    let a = wait_alloc(&c.client, "no-command", "the allocation to fail", status_is("failed")).await;
+    assert_eq!(
+        event_types(&a, "t"),
+        ["Received", "Task Setup", "Driver Failure", "Not Restarting"]
+    );
+    let events = a["TaskStates"]["t"]["Events"].as_array().unwrap();
+    assert!(
+        events[2]["DriverError"].as_str().unwrap().contains("\"command\""),
+        "{}",
+        events[2]
+    );
+    assert_eq!(events[3]["DisplayMessage"], "Error was unrecoverable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signal_restart_and_gc_reach_the_task() {
+    let c = DevCluster::start().await.unwrap();
+    let job = raw_exec_job(
+        "sig",
+        "service",
+        "trap 'echo got-usr1' USR1; echo started; while :; do sleep 0.1; done",
+    );
+    register(&c.client, job).await;
+    let a = wait_alloc(&c.client, "sig", "the task to run", status_is("running")).await;
+    let id = a["ID"].as_str().unwrap().to_owned();
+    let dir = alloc_dir(&c, &id);
+    let signal = |body: &str| {
+        let client = c.client.clone();
+        let path = format!("/v1/client/allocation/{id}/signal");
+        let body = body.to_owned();
+        async move { post(&client, &path, &body).await.unwrap() }
+    };
+    let resp = signal(r#"{"Signal":"SIGUSR1","Task":"t"}"#).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.text(), r#"{"Index":0}"#);
+    wait_for("the trap to run", WAIT, || {
+        let out = read_log(&dir, "t.stdout.0");
+        async move { Ok(out.contains("got-usr1")) }
+    })
+    .await
+    .unwrap();
+    // Every running task when Task is left out; case-insensitive keys as Go decodes them.
+    assert_eq!(signal(r#"{"signal":"usr1"}"#).await.status, 200);
+
+    // Bad input.
+    let bad = signal(r#"{"Signal":"SIGNOPE"}"#).await;
+    assert_eq!((bad.status, bad.text()), (400, r#"invalid signal "SIGNOPE""#.to_owned()));
+    let bad = signal(r#"{"Signal":"SIGUSR1","Task":"nope"}"#).await;
+    assert_eq!((bad.status, bad.text()), (404, "Task not found".to_owned()));
+    let bad = signal("").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.text(), "Failed to decode body: Request body is empty");
+    let bad = signal("{").await;
+    assert_eq!(bad.status, 400);
+    let unknown = uuid_with_prefix("dead");
+    let resp = post(&c.client, &format!("/v1/client/allocation/{unknown}/signal"), r#"{"Signal":"SIGHUP"}"#)
+        .await
+        .unwrap();
+    assert_eq!((resp.status, resp.text()), (404, format!("Unknown allocation \"{unknown}\"")));
+    let resp = send(&c.client, api::Method::GET, &format!("/v1/client/allocation/{id}/signal"), "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 405);
+
+    // Restart: the task is stopped and started again in place.
+    let restart = |body: &str| {
+        let client = c.client.clone();
+        let path = format!("/v1/client/allocation/{id}/restart");
+        let body = body.to_owned();
+        async move { post(&client, &path, &body).await.unwrap() }
+    };
+    let bad = restart(r#"{"TaskName":"t","AllTasks":true}"#).await;
+    assert_eq!(
+        (bad.status, bad.text()),
+        (400, "task name cannot be set when restarting all tasks".to_owned())
+    );
+    let bad = restart(r#"{"TaskName":"nope"}"#).await;
+    assert_eq!(
+        (bad.status, bad.text()),
+        (404, "Could not find task runner for task: nope".to_owned())
+    );
+    let resp = restart(r#"{"TaskName":"t"}"#).await;
+    assert_eq!((resp.status, resp.text()), (200, r#"{"Index":0}"#.to_owned()));
+    let a = wait_alloc(&c.client, "sig", "the restarted task to run", |a| {
+        a["TaskStates"]["t"]["Restarts"] == 1 && a["TaskStates"]["t"]["State"] == "running"
+    })
+    .await;
+    let types = event_types(&a, "t");
+    let tail: Vec<&str> = types.iter().rev().take(6).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        ["Restart Signaled", "Killing", "Terminated", "Restarting", "Task Setup", "Started"]
+    );
+    // An empty body restarts the running tasks.
+    assert_eq!(restart("").await.status, 200);
+
+    // GC refuses a running allocation; stop it, then GC removes the directory only.
+    let gc_path = format!("/v1/client/allocation/{id}/gc");
+    let resp = send(&c.client, api::Method::GET, &gc_path, "").await.unwrap();
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.text(), "No such allocation on client, or allocation not eligible for GC");
+    let resp = post(&c.client, &format!("/v1/allocation/{id}/stop"), "").await.unwrap();
+    assert_eq!(resp.status, 200);
+    let stopped = wait_alloc(&c.client, "sig", "the stopped allocation to complete", |a| {
+        a["ID"] == id.as_str() && a["ClientStatus"] == "complete"
+    })
+    .await;
+    let types = event_types(&stopped, "t");
+    assert_eq!(&types[types.len() - 3..], ["Killing", "Terminated", "Killed"]);
+    assert_eq!(
+        stopped["TaskStates"]["t"]["Events"].as_array().unwrap().last().unwrap()["DisplayMessage"],
+        "Task successfully killed"
+    );
+    // Signal and restart of a terminal allocation are refused.
+    let bad = signal(r#"{"Signal":"SIGUSR1"}"#).await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let bad = restart("").await;
+    assert_eq!((bad.status, bad.text()), (400, "restart of an alloc that should not run".to_owned()));
+    assert!(dir.exists());
+    let resp = send(&c.client, api::Method::GET, &gc_path, "").await.unwrap();
+    assert_eq!((resp.status, resp.text()), (200, String::new()));
+    assert!(!dir.exists(), "the directory is gone");
+    // The allocation stays on the server.
+    assert_eq!(alloc(&c.client, &id).await["ClientStatus"], "complete");
+    // The replacement keeps running; client GC collects only terminal allocations.
+    let resp = send(&c.client, api::Method::GET, "/v1/client/gc", "").await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = send(&c.client, api::Method::GET, &format!("/v1/client/gc?node_id={}", c.node_id), "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let other = uuid_with_prefix("beef");
+    let resp = send(&c.client, api::Method::GET, &format!("/v1/client/gc?node_id={other}"), "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 404, "{}", resp.text());
+    let resp = send(&c.client, api::Method::GET, "/v1/client/gc?node_id=xyz", "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    let running: Vec<Value> = job_allocs(&c.client, "sig")
+        .await
+        .into_iter()
+        .filter(|a| a["ClientStatus"] == "running")
+        .collect();
+    assert_eq!(running.len(), 1, "the replacement runs");
+}
