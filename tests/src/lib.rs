@@ -303,16 +303,20 @@ impl PgCluster {
         args.push(EPHEMERAL.to_owned());
         let process = spawn(&args)?;
         let found = std::sync::Mutex::new(String::new());
-        wait_for("the extra agent's node to be ready", START_TIMEOUT, || async {
-            let (nodes, _) = self.client.nodes().list(&QueryOptions::new()).await?;
-            match nodes.iter().find(|n| n.name == name && n.status == "ready") {
-                Some(n) => {
-                    *found.lock().map_err(|_| anyhow!("poisoned"))? = n.id.clone();
-                    Ok(true)
+        wait_for(
+            "the extra agent's node to be ready",
+            START_TIMEOUT,
+            || async {
+                let (nodes, _) = self.client.nodes().list(&QueryOptions::new()).await?;
+                match nodes.iter().find(|n| n.name == name && n.status == "ready") {
+                    Some(n) => {
+                        *found.lock().map_err(|_| anyhow!("poisoned"))? = n.id.clone();
+                        Ok(true)
+                    }
+                    None => Ok(false),
                 }
-                None => Ok(false),
-            }
-        })
+            },
+        )
         .await
         .with_context(|| logs_of(&[&process]))?;
         let node_id = found.lock().map_err(|_| anyhow!("poisoned"))?.clone();

@@ -66,3 +66,23 @@ async fn python_nomad_drives_the_jobs_api_on_postgres() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn python_nomad_runs_signals_restarts_and_replaces_a_task_on_sqlite() {
+    let c = DevCluster::start().await.unwrap();
+    run_script("python_nomad_tasks.py", &c.http_addr, || c.process.logs()).await;
+}
+
+#[tokio::test]
+async fn python_nomad_runs_signals_restarts_and_replaces_a_task_on_postgres() {
+    let c = PgCluster::start().await.unwrap();
+    run_script("python_nomad_tasks.py", &c.http_addr, || {
+        format!(
+            "{}\n{}\n{}",
+            c.server.logs(),
+            c.gateway.logs(),
+            c.agent.logs()
+        )
+    })
+    .await;
+}

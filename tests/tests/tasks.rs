@@ -30,11 +30,19 @@ async fn job_allocs(client: &api::Client, job: &str) -> Vec<Value> {
 }
 
 async fn alloc(client: &api::Client, id: &str) -> Value {
-    get_json(client, &format!("/v1/allocation/{id}")).await.unwrap().0
+    get_json(client, &format!("/v1/allocation/{id}"))
+        .await
+        .unwrap()
+        .0
 }
 
 /// Waits until the job has an allocation for which `pred` holds; returns it.
-async fn wait_alloc(client: &api::Client, job: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+async fn wait_alloc(
+    client: &api::Client,
+    job: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let found = std::sync::Mutex::new(None);
     wait_for(what, WAIT, || async {
         for a in job_allocs(client, job).await {
@@ -67,7 +75,11 @@ fn event_types(a: &Value, task: &str) -> Vec<String> {
 }
 
 fn alloc_dir(c: &DevCluster, alloc_id: &str) -> PathBuf {
-    c.data_dir.path().join("client").join("alloc").join(alloc_id)
+    c.data_dir
+        .path()
+        .join("client")
+        .join("alloc")
+        .join(alloc_id)
 }
 
 fn read_log(dir: &std::path::Path, file: &str) -> String {
@@ -100,7 +112,8 @@ async fn a_raw_exec_task_runs_with_its_environment_and_logs() {
          echo arg=$1; pwd; ls $NOMAD_ALLOC_DIR; test -d $NOMAD_TASK_DIR && test -d $NOMAD_SECRETS_DIR && echo dirs-ok; echo oops >&2; sleep 3600";
     let mut job = raw_exec_job("env", "service", script);
     job["TaskGroups"][0]["Networks"] = json!([{"DynamicPorts": [{"Label": "http"}]}]);
-    job["TaskGroups"][0]["Tasks"][0]["Env"] = json!({"GREETING": "hi-${NOMAD_TASK_NAME}-${attr.kernel.name}"});
+    job["TaskGroups"][0]["Tasks"][0]["Env"] =
+        json!({"GREETING": "hi-${NOMAD_TASK_NAME}-${attr.kernel.name}"});
     job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] =
         json!(["-c", script, "sh", "${NOMAD_JOB_NAME}-${node.datacenter}"]);
     register(&c.client, job).await;
@@ -113,8 +126,12 @@ async fn a_raw_exec_task_runs_with_its_environment_and_logs() {
     assert_eq!(event_types(&a, "t"), ["Received", "Task Setup", "Started"]);
     assert_eq!(ts["Events"][1]["DisplayMessage"], "Building Task Directory");
     let dir = alloc_dir(&c, id);
-    let port = a["AllocatedResources"]["Shared"]["Ports"][0]["Value"].as_i64().unwrap();
-    let host_ip = a["AllocatedResources"]["Shared"]["Ports"][0]["HostIP"].as_str().unwrap();
+    let port = a["AllocatedResources"]["Shared"]["Ports"][0]["Value"]
+        .as_i64()
+        .unwrap();
+    let host_ip = a["AllocatedResources"]["Shared"]["Ports"][0]["HostIP"]
+        .as_str()
+        .unwrap();
     let mut out = String::new();
     wait_for("the task's output", WAIT, || {
         out = read_log(&dir, "t.stdout.0");
@@ -147,7 +164,13 @@ async fn a_raw_exec_task_runs_with_its_environment_and_logs() {
 async fn a_batch_task_completes_and_a_failing_one_fails_after_its_restarts() {
     let c = DevCluster::start().await.unwrap();
     register(&c.client, raw_exec_job("ok", "batch", "echo done")).await;
-    let a = wait_alloc(&c.client, "ok", "the batch task to complete", status_is("complete")).await;
+    let a = wait_alloc(
+        &c.client,
+        "ok",
+        "the batch task to complete",
+        status_is("complete"),
+    )
+    .await;
     assert_eq!(a["ClientDescription"], "All tasks have completed");
     assert_eq!(
         event_types(&a, "t"),
@@ -210,7 +233,13 @@ async fn driver_failures_apply_the_restart_policy_and_bad_configs_fail_at_once()
     job["TaskGroups"][0]["RestartPolicy"]["Attempts"] = json!(1);
     job["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"command": "/no/such/program"});
     register(&c.client, job).await;
-    let a = wait_alloc(&c.client, "missing-bin", "the allocation to fail", status_is("failed")).await;
+    let a = wait_alloc(
+        &c.client,
+        "missing-bin",
+        "the allocation to fail",
+        status_is("failed"),
+    )
+    .await;
     let events = a["TaskStates"]["t"]["Events"].as_array().unwrap().clone();
     let types = event_types(&a, "t");
     assert_eq!(
@@ -233,14 +262,23 @@ async fn driver_failures_apply_the_restart_policy_and_bad_configs_fail_at_once()
     job["TaskGroups"][0]["RestartPolicy"]["Attempts"] = json!(3);
     job["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"args": ["x"]});
     register(&c.client, job).await;
-    let a = wait_alloc(&c.client, "no-command", "the allocation to fail", status_is("failed")).await;
+    let a = wait_alloc(
+        &c.client,
+        "no-command",
+        "the allocation to fail",
+        status_is("failed"),
+    )
+    .await;
     assert_eq!(
         event_types(&a, "t"),
         ["Received", "Task Setup", "Driver Failure", "Not Restarting"]
     );
     let events = a["TaskStates"]["t"]["Events"].as_array().unwrap();
     assert!(
-        events[2]["DriverError"].as_str().unwrap().contains("\"command\""),
+        events[2]["DriverError"]
+            .as_str()
+            .unwrap()
+            .contains("\"command\""),
         "{}",
         events[2]
     );
@@ -279,7 +317,10 @@ async fn signal_restart_and_gc_reach_the_task() {
 
     // Bad input.
     let bad = signal(r#"{"Signal":"SIGNOPE"}"#).await;
-    assert_eq!((bad.status, bad.text()), (400, r#"invalid signal "SIGNOPE""#.to_owned()));
+    assert_eq!(
+        (bad.status, bad.text()),
+        (400, r#"invalid signal "SIGNOPE""#.to_owned())
+    );
     let bad = signal(r#"{"Signal":"SIGUSR1","Task":"nope"}"#).await;
     assert_eq!((bad.status, bad.text()), (404, "Task not found".to_owned()));
     let bad = signal("").await;
@@ -288,13 +329,25 @@ async fn signal_restart_and_gc_reach_the_task() {
     let bad = signal("{").await;
     assert_eq!(bad.status, 400);
     let unknown = uuid_with_prefix("dead");
-    let resp = post(&c.client, &format!("/v1/client/allocation/{unknown}/signal"), r#"{"Signal":"SIGHUP"}"#)
-        .await
-        .unwrap();
-    assert_eq!((resp.status, resp.text()), (404, format!("Unknown allocation \"{unknown}\"")));
-    let resp = send(&c.client, api::Method::GET, &format!("/v1/client/allocation/{id}/signal"), "")
-        .await
-        .unwrap();
+    let resp = post(
+        &c.client,
+        &format!("/v1/client/allocation/{unknown}/signal"),
+        r#"{"Signal":"SIGHUP"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (resp.status, resp.text()),
+        (404, format!("Unknown allocation \"{unknown}\""))
+    );
+    let resp = send(
+        &c.client,
+        api::Method::GET,
+        &format!("/v1/client/allocation/{id}/signal"),
+        "",
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status, 405);
 
     // Restart: the task is stopped and started again in place.
@@ -307,7 +360,10 @@ async fn signal_restart_and_gc_reach_the_task() {
     let bad = restart(r#"{"TaskName":"t","AllTasks":true}"#).await;
     assert_eq!(
         (bad.status, bad.text()),
-        (400, "task name cannot be set when restarting all tasks".to_owned())
+        (
+            400,
+            "task name cannot be set when restarting all tasks".to_owned()
+        )
     );
     let bad = restart(r#"{"TaskName":"nope"}"#).await;
     assert_eq!(
@@ -315,59 +371,109 @@ async fn signal_restart_and_gc_reach_the_task() {
         (404, "Could not find task runner for task: nope".to_owned())
     );
     let resp = restart(r#"{"TaskName":"t"}"#).await;
-    assert_eq!((resp.status, resp.text()), (200, r#"{"Index":0}"#.to_owned()));
+    assert_eq!(
+        (resp.status, resp.text()),
+        (200, r#"{"Index":0}"#.to_owned())
+    );
     let a = wait_alloc(&c.client, "sig", "the restarted task to run", |a| {
         a["TaskStates"]["t"]["Restarts"] == 1 && a["TaskStates"]["t"]["State"] == "running"
     })
     .await;
     let types = event_types(&a, "t");
-    let tail: Vec<&str> = types.iter().rev().take(6).rev().map(String::as_str).collect();
+    let tail: Vec<&str> = types
+        .iter()
+        .rev()
+        .take(6)
+        .rev()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         tail,
-        ["Restart Signaled", "Killing", "Terminated", "Restarting", "Task Setup", "Started"]
+        [
+            "Restart Signaled",
+            "Killing",
+            "Terminated",
+            "Restarting",
+            "Task Setup",
+            "Started"
+        ]
     );
     // An empty body restarts the running tasks.
     assert_eq!(restart("").await.status, 200);
 
     // GC refuses a running allocation; stop it, then GC removes the directory only.
     let gc_path = format!("/v1/client/allocation/{id}/gc");
-    let resp = send(&c.client, api::Method::GET, &gc_path, "").await.unwrap();
+    let resp = send(&c.client, api::Method::GET, &gc_path, "")
+        .await
+        .unwrap();
     assert_eq!(resp.status, 400);
-    assert_eq!(resp.text(), "No such allocation on client, or allocation not eligible for GC");
-    let resp = post(&c.client, &format!("/v1/allocation/{id}/stop"), "").await.unwrap();
+    assert_eq!(
+        resp.text(),
+        "No such allocation on client, or allocation not eligible for GC"
+    );
+    let resp = post(&c.client, &format!("/v1/allocation/{id}/stop"), "")
+        .await
+        .unwrap();
     assert_eq!(resp.status, 200);
-    let stopped = wait_alloc(&c.client, "sig", "the stopped allocation to complete", |a| {
-        a["ID"] == id.as_str() && a["ClientStatus"] == "complete"
-    })
+    let stopped = wait_alloc(
+        &c.client,
+        "sig",
+        "the stopped allocation to complete",
+        |a| a["ID"] == id.as_str() && a["ClientStatus"] == "complete",
+    )
     .await;
     let types = event_types(&stopped, "t");
-    assert_eq!(&types[types.len() - 3..], ["Killing", "Terminated", "Killed"]);
     assert_eq!(
-        stopped["TaskStates"]["t"]["Events"].as_array().unwrap().last().unwrap()["DisplayMessage"],
+        &types[types.len() - 3..],
+        ["Killing", "Terminated", "Killed"]
+    );
+    assert_eq!(
+        stopped["TaskStates"]["t"]["Events"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["DisplayMessage"],
         "Task successfully killed"
     );
     // Signal and restart of a terminal allocation are refused.
     let bad = signal(r#"{"Signal":"SIGUSR1"}"#).await;
     assert_eq!(bad.status, 400, "{}", bad.text());
     let bad = restart("").await;
-    assert_eq!((bad.status, bad.text()), (400, "restart of an alloc that should not run".to_owned()));
+    assert_eq!(
+        (bad.status, bad.text()),
+        (400, "restart of an alloc that should not run".to_owned())
+    );
     assert!(dir.exists());
-    let resp = send(&c.client, api::Method::GET, &gc_path, "").await.unwrap();
+    let resp = send(&c.client, api::Method::GET, &gc_path, "")
+        .await
+        .unwrap();
     assert_eq!((resp.status, resp.text()), (200, String::new()));
     assert!(!dir.exists(), "the directory is gone");
     // The allocation stays on the server.
     assert_eq!(alloc(&c.client, &id).await["ClientStatus"], "complete");
     // The replacement keeps running; client GC collects only terminal allocations.
-    let resp = send(&c.client, api::Method::GET, "/v1/client/gc", "").await.unwrap();
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    let resp = send(&c.client, api::Method::GET, &format!("/v1/client/gc?node_id={}", c.node_id), "")
+    let resp = send(&c.client, api::Method::GET, "/v1/client/gc", "")
         .await
         .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = send(
+        &c.client,
+        api::Method::GET,
+        &format!("/v1/client/gc?node_id={}", c.node_id),
+        "",
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
     let other = uuid_with_prefix("beef");
-    let resp = send(&c.client, api::Method::GET, &format!("/v1/client/gc?node_id={other}"), "")
-        .await
-        .unwrap();
+    let resp = send(
+        &c.client,
+        api::Method::GET,
+        &format!("/v1/client/gc?node_id={other}"),
+        "",
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status, 404, "{}", resp.text());
     let resp = send(&c.client, api::Method::GET, "/v1/client/gc?node_id=xyz", "")
         .await

@@ -121,13 +121,13 @@ pub fn build_node(cfg: &AgentConfig, id: &Identity, fp: &Fingerprint) -> Node {
         status: NODE_STATUS_INIT.to_owned(),
         ..Node::default()
     };
-    if !cfg.rpc_advertise.is_empty() {
-        if let Some(attrs) = node.attributes.as_mut() {
-            attrs.insert(
-                AGENT_ADDRESS_ATTRIBUTE.to_owned(),
-                cfg.rpc_advertise.clone(),
-            );
-        }
+    if !cfg.rpc_advertise.is_empty()
+        && let Some(attrs) = node.attributes.as_mut()
+    {
+        attrs.insert(
+            AGENT_ADDRESS_ATTRIBUTE.to_owned(),
+            cfg.rpc_advertise.clone(),
+        );
     }
     node.set_computed_class();
     node

@@ -189,7 +189,7 @@ impl Drivers {
         let mut drivers = Drivers::default();
         drivers.add(Arc::new(raw_exec::RawExec::new(launcher.clone())));
         drivers.add(Arc::new(exec::Exec::new(launcher)));
-        drivers.add(Arc::new(mock::MockDriver::default()));
+        drivers.add(Arc::new(mock::MockDriver));
         drivers
     }
 

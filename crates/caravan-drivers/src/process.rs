@@ -277,10 +277,10 @@ impl TaskHandle for ProcessHandle {
     }
 
     fn destroy(&self) {
-        if let Some(cgroup) = &self.state.cgroup {
-            if let Err(e) = caravan_isolation::cgroup_destroy(cgroup) {
-                tracing::warn!(cgroup, error = %e, "cannot remove the task's cgroup");
-            }
+        if let Some(cgroup) = &self.state.cgroup
+            && let Err(e) = caravan_isolation::cgroup_destroy(cgroup)
+        {
+            tracing::warn!(cgroup, error = %e, "cannot remove the task's cgroup");
         }
     }
 

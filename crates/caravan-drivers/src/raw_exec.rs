@@ -52,7 +52,7 @@ impl Driver for RawExec {
                 logs: task.logs.clone(),
                 exit_file: task.run_dir.join("exit.json"),
                 user: task.user.clone(),
-die_with_agent: false,
+                die_with_agent: false,
                 isolation: None,
             };
             let handle = self.launcher.launch(NAME, spec, &task.run_dir).await?;

@@ -575,8 +575,35 @@ pub(crate) fn decode_job<'a>(d: &mut Decoder<'a>, b: &BlockRef<'a>) -> Obj {
             });
         }
     }
+    let job_type = job
+        .get("Type")
+        .and_then(Json::as_str)
+        .unwrap_or(caravan_structs::JOB_TYPE_SERVICE)
+        .to_owned();
+    for g in groups.iter_mut().filter_map(Json::as_object_mut) {
+        merge_restart_defaults(g, &job_type);
+    }
     put_list(&mut job, "TaskGroups", groups);
     job
+}
+
+/// A `restart` block that sets only some fields keeps the job type's defaults for the others,
+/// as `api.TaskGroup.Canonicalize` merges them (zeros would fail validation: interval 0s).
+fn merge_restart_defaults(g: &mut Obj, job_type: &str) {
+    let Some(Json::Object(own)) = g.get("RestartPolicy") else {
+        return;
+    };
+    let Some(defaults) = caravan_structs::default_restart_policy(job_type)
+        .and_then(|d| serde_json::to_value(d).ok())
+        .and_then(|v| v.as_object().cloned())
+    else {
+        return;
+    };
+    let mut merged = defaults;
+    for (k, v) in own {
+        merged.insert(k.clone(), v.clone());
+    }
+    g.insert("RestartPolicy".to_owned(), Json::Object(merged));
 }
 
 /// A job-level policy block under a group's own: the group's keys win (`api` `Merge`).

@@ -196,11 +196,7 @@ pub fn push(state: &mut TaskState, mut e: TaskEvent) {
 /// Moves a task to `running`/`dead`/`pending`, stamping the times Nomad stamps.
 pub fn set_state(state: &mut TaskState, new: &str, failed: bool) {
     match new {
-        STATE_RUNNING => {
-            if state.started_at.is_zero() {
-                state.started_at = now();
-            }
-        }
+        STATE_RUNNING if state.started_at.is_zero() => state.started_at = now(),
         STATE_DEAD => {
             state.finished_at = now();
             state.failed = state.failed || failed;

@@ -236,7 +236,7 @@ impl AllocManager {
                 Ok(r) => r.into_inner(),
                 Err(status) => {
                     failures += 1;
-                    if failures == 1 || failures % 20 == 0 {
+                    if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(code = ?status.code(), error = %status.message(), "watching this node's allocations failed; retrying");
                     }
                     let backoff = Duration::from_millis(250)

@@ -479,11 +479,11 @@ impl HealthTracker {
             self.result = Some(false);
             return None;
         }
-        if let Some(deadline) = self.deadline {
-            if now >= deadline {
-                self.result = Some(false);
-                return None;
-            }
+        if let Some(deadline) = self.deadline
+            && now >= deadline
+        {
+            self.result = Some(false);
+            return None;
         }
         let all_running = !main.is_empty() && main.iter().all(|s| s.state == STATE_RUNNING);
         if !all_running {
@@ -714,7 +714,7 @@ impl Loop {
                 .runner
                 .signal(number)
                 .await
-                .map_err(|e| RequestError::BadRequest(format!("{e}")));
+                .map_err(|e| RequestError::BadRequest(e.to_string()));
         }
         let running: Vec<&Entry> = self
             .entries
@@ -764,7 +764,9 @@ impl Loop {
                     .iter()
                     .filter(|e| e.runner.state().state == STATE_RUNNING)
                 {
-                    e.runner.send(super::task::TaskCommand::Start);
+                    e.runner.send(super::task::TaskCommand::Event(
+                        events::waiting_shutdown_delay(delay),
+                    ));
                 }
                 tokio::time::sleep(delay).await;
             }
@@ -831,10 +833,10 @@ impl Loop {
                 || old.task_states != view.task_states
                 || old.deployment_status != view.deployment_status
         };
-        if is_terminal_status(&view.client_status) {
-            if let Ok(mut t) = self.terminal_since.lock() {
-                t.get_or_insert_with(Instant::now);
-            }
+        if is_terminal_status(&view.client_status)
+            && let Ok(mut t) = self.terminal_since.lock()
+        {
+            t.get_or_insert_with(Instant::now);
         }
         if changed {
             self.ctx.reporter.report(view.clone());

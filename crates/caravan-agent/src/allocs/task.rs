@@ -32,6 +32,8 @@ pub enum TaskCommand {
         signal: i32,
         done: oneshot::Sender<Result<(), String>>,
     },
+    /// Record an event (e.g. `Waiting for shutdown delay`).
+    Event(caravan_structs::TaskEvent),
 }
 
 /// How a task is prepared for each start: built fresh every time, since a restart re-reads
@@ -220,6 +222,7 @@ impl Runner {
                 TaskCommand::Restart { done, .. } | TaskCommand::Signal { done, .. } => {
                     let _ = done.send(Err("Task not running".to_owned()));
                 }
+                TaskCommand::Event(e) => self.emit(e),
             }
         }
         false
@@ -300,6 +303,7 @@ impl Runner {
                 cmd = self.commands.recv() => match cmd {
                     None => return false,
                     Some(TaskCommand::Start) => {}
+                    Some(TaskCommand::Event(e)) => self.emit(e),
                     Some(TaskCommand::Signal { signal, done }) => {
                         self.emit(events::signaling(&signal_name(signal), ""));
                         let _ = done.send(handle.signal(signal).map_err(|e| e.to_string()));
@@ -367,11 +371,11 @@ impl Runner {
     /// Sends the kill signal, waits the kill timeout, then kills outright; records the exit.
     async fn stop_task(&mut self, handle: &Arc<dyn TaskHandle>, reason: &str) {
         self.emit(events::killing(self.spec.kill_timeout, reason));
-        if handle.signal(self.spec.kill_signal).is_ok() {
-            if let Ok(result) = tokio::time::timeout(self.spec.kill_timeout, handle.wait()).await {
-                self.record_exit(&result);
-                return;
-            }
+        if handle.signal(self.spec.kill_signal).is_ok()
+            && let Ok(result) = tokio::time::timeout(self.spec.kill_timeout, handle.wait()).await
+        {
+            self.record_exit(&result);
+            return;
         }
         let _ = handle.kill();
         let result = handle.wait().await;
@@ -413,6 +417,7 @@ impl Runner {
                 cmd = self.commands.recv() => match cmd {
                     None => return Step::Stop,
                     Some(TaskCommand::Start) => {}
+                    Some(TaskCommand::Event(e)) => self.emit(e),
                     Some(TaskCommand::Kill { reason, done }) => {
                         if let Some(e) = reason {
                             self.emit(e);
@@ -438,7 +443,7 @@ impl Runner {
     async fn idle(mut self) {
         while let Some(cmd) = self.commands.recv().await {
             match cmd {
-                TaskCommand::Start => {}
+                TaskCommand::Start | TaskCommand::Event(_) => {}
                 TaskCommand::Kill { done, .. } => {
                     let _ = done.send(());
                 }
