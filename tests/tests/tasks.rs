@@ -486,3 +486,438 @@ async fn signal_restart_and_gc_reach_the_task() {
         .collect();
     assert_eq!(running.len(), 1, "the replacement runs");
 }
+
+fn task(name: &str, script: &str) -> Value {
+    json!({
+        "Name": name,
+        "Driver": "raw_exec",
+        "Config": {"command": "/bin/sh", "args": ["-c", script]},
+        "Resources": {"CPU": 20, "MemoryMB": 16}
+    })
+}
+
+fn group_job(id: &str, kind: &str, tasks: Vec<Value>) -> Value {
+    json!({
+        "ID": id,
+        "Type": kind,
+        "Datacenters": ["dc1"],
+        "TaskGroups": [{
+            "Name": "g",
+            "RestartPolicy": {"Attempts": 0, "Mode": "fail", "Delay": 100_000_000u64, "Interval": 60_000_000_000u64},
+            "ReschedulePolicy": {"Attempts": 0, "Unlimited": false},
+            "Tasks": tasks
+        }]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_hooks_run_in_order() {
+    let c = DevCluster::start().await.unwrap();
+    let log = "$NOMAD_ALLOC_DIR/order";
+    let mut pre = task("pre", &format!("echo pre >> {log}"));
+    pre["Lifecycle"] = json!({"Hook": "prestart", "Sidecar": false});
+    let mut side = task(
+        "side",
+        &format!("echo side >> {log}; while :; do sleep 0.1; done"),
+    );
+    side["Lifecycle"] = json!({"Hook": "prestart", "Sidecar": true});
+    let main = task("main", &format!("sleep 0.3; echo main >> {log}"));
+    let mut post = task("post", &format!("echo post >> {log}"));
+    post["Lifecycle"] = json!({"Hook": "poststart", "Sidecar": false});
+    let mut stop = task("stop", &format!("echo stop >> {log}"));
+    stop["Lifecycle"] = json!({"Hook": "poststop", "Sidecar": false});
+    register(
+        &c.client,
+        group_job("hooks", "batch", vec![pre, side, main, post, stop]),
+    )
+    .await;
+    let a = wait_alloc(
+        &c.client,
+        "hooks",
+        "every task to finish",
+        status_is("complete"),
+    )
+    .await;
+    let order =
+        std::fs::read_to_string(alloc_dir(&c, a["ID"].as_str().unwrap()).join("alloc/order"))
+            .unwrap();
+    let lines: Vec<&str> = order.lines().collect();
+    assert_eq!(lines[0], "pre", "{order}");
+    assert_eq!(lines.last(), Some(&"stop"), "{order}");
+    let pos = |w: &str| lines.iter().position(|l| *l == w).unwrap();
+    assert!(
+        pos("side") < pos("main") && pos("post") < pos("main"),
+        "{order}"
+    );
+    // The sidecar was stopped once the main task was done.
+    let side_events = event_types(&a, "side");
+    assert!(
+        side_events.contains(&"Main Tasks Dead".to_owned()),
+        "{side_events:?}"
+    );
+    assert_eq!(side_events.last().map(String::as_str), Some("Killed"));
+    for t in ["pre", "main", "post", "stop", "side"] {
+        assert_eq!(a["TaskStates"][t]["State"], "dead", "{t}");
+        assert_eq!(a["TaskStates"][t]["Failed"], false, "{t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_leader_or_a_failed_sibling_stops_the_group() {
+    let c = DevCluster::start().await.unwrap();
+    let mut leader = task("leader", "sleep 0.2");
+    leader["Leader"] = json!(true);
+    let follower = task("follower", "while :; do sleep 0.1; done");
+    register(
+        &c.client,
+        group_job("leader", "batch", vec![leader, follower]),
+    )
+    .await;
+    let a = wait_alloc(
+        &c.client,
+        "leader",
+        "the group to finish",
+        status_is("complete"),
+    )
+    .await;
+    let events = event_types(&a, "follower");
+    assert!(
+        events.contains(&"Leader Task Dead".to_owned()),
+        "{events:?}"
+    );
+    assert_eq!(events.last().map(String::as_str), Some("Killed"));
+
+    let bad = task("bad", "sleep 0.2; exit 1");
+    let sibling = task("sibling", "while :; do sleep 0.1; done");
+    register(&c.client, group_job("sibling", "batch", vec![bad, sibling])).await;
+    let a = wait_alloc(
+        &c.client,
+        "sibling",
+        "the group to fail",
+        status_is("failed"),
+    )
+    .await;
+    let events = a["TaskStates"]["sibling"]["Events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let failed = events
+        .iter()
+        .find(|e| e["Type"] == "Sibling Task Failed")
+        .unwrap();
+    assert_eq!(failed["FailedSibling"], "bad");
+    assert_eq!(failed["DisplayMessage"], "Task's sibling \"bad\" failed");
+    assert_eq!(a["TaskStates"]["sibling"]["Failed"], false);
+    assert_eq!(a["TaskStates"]["bad"]["Failed"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_signal_kill_timeout_and_shutdown_delay() {
+    let c = DevCluster::start().await.unwrap();
+    // Exits on its kill signal (SIGTERM), saying so.
+    let mut polite = task(
+        "polite",
+        "trap 'echo bye-term; exit 0' TERM; while :; do sleep 0.1; done",
+    );
+    polite["KillSignal"] = json!("SIGTERM");
+    // Ignores everything but SIGKILL: killed after its 1s kill timeout.
+    let mut stubborn = task("stubborn", "trap '' INT TERM; while :; do sleep 0.1; done");
+    stubborn["KillTimeout"] = json!(1_000_000_000u64);
+    let mut job = group_job("kills", "service", vec![polite, stubborn]);
+    job["TaskGroups"][0]["ShutdownDelay"] = json!(500_000_000u64);
+    register(&c.client, job).await;
+    let a = wait_alloc(&c.client, "kills", "the tasks to run", status_is("running")).await;
+    let id = a["ID"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let resp = send(&c.client, api::Method::DELETE, "/v1/job/kills", "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    let a = wait_alloc(&c.client, "kills", "the tasks to be killed", |a| {
+        a["ID"] == id.as_str() && a["ClientStatus"] == "complete"
+    })
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1400),
+        "shutdown delay + kill timeout: {elapsed:?}"
+    );
+    let dir = alloc_dir(&c, &id);
+    assert_eq!(read_log(&dir, "polite.stdout.0"), "bye-term\n");
+    for t in ["polite", "stubborn"] {
+        let types = event_types(&a, t);
+        assert!(
+            types.contains(&"Waiting for shutdown delay".to_owned()),
+            "{t}: {types:?}"
+        );
+        assert_eq!(
+            &types[types.len() - 3..],
+            ["Killing", "Terminated", "Killed"],
+            "{t}"
+        );
+    }
+    let last = |t: &str| {
+        let es = a["TaskStates"][t]["Events"].as_array().unwrap().clone();
+        es[es.len() - 2].clone()
+    };
+    assert_eq!(last("polite")["ExitCode"], 0);
+    assert_eq!(
+        last("stubborn")["Signal"],
+        9,
+        "SIGKILL after the kill timeout"
+    );
+    let killing = &a["TaskStates"]["stubborn"]["Events"].as_array().unwrap()
+        [event_types(&a, "stubborn").len() - 3];
+    assert_eq!(killing["KillTimeout"], 1_000_000_000u64);
+    assert_eq!(
+        killing["DisplayMessage"],
+        "Sent interrupt. Waiting 1s before force killing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_rotate_by_the_log_config() {
+    let c = DevCluster::start().await.unwrap();
+    // 3.5 MiB of output in 1 MiB files, 2 kept.
+    let mut t = task("t", "head -c 3670016 /dev/zero | tr '\\0' 'x'");
+    t["LogConfig"] = json!({"MaxFiles": 2, "MaxFileSizeMB": 1});
+    register(&c.client, group_job("logs", "batch", vec![t])).await;
+    let a = wait_alloc(
+        &c.client,
+        "logs",
+        "the writer to finish",
+        status_is("complete"),
+    )
+    .await;
+    let logs = alloc_dir(&c, a["ID"].as_str().unwrap()).join("alloc/logs");
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .filter(|(n, _)| n.starts_with("t.stdout"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ("t.stdout.2".to_owned(), 1_048_576),
+            ("t.stdout.3".to_owned(), 524_288)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mock_driver_tasks_follow_their_config() {
+    let c = DevCluster::start().await.unwrap();
+    let mock = |name: &str, config: Value| json!({"Name": name, "Driver": "mock_driver", "Config": config, "Resources": {"CPU": 10, "MemoryMB": 10}});
+    register(
+        &c.client,
+        group_job(
+            "mock-ok",
+            "batch",
+            vec![mock(
+                "m",
+                json!({"run_for": "200ms", "stdout_string": "hello from mock\n"}),
+            )],
+        ),
+    )
+    .await;
+    let a = wait_alloc(
+        &c.client,
+        "mock-ok",
+        "the mock task to complete",
+        status_is("complete"),
+    )
+    .await;
+    assert_eq!(
+        read_log(&alloc_dir(&c, a["ID"].as_str().unwrap()), "m.stdout.0"),
+        "hello from mock\n"
+    );
+    register(
+        &c.client,
+        group_job(
+            "mock-exit",
+            "batch",
+            vec![mock("m", json!({"run_for": "50ms", "exit_code": 7}))],
+        ),
+    )
+    .await;
+    let a = wait_alloc(
+        &c.client,
+        "mock-exit",
+        "the mock task to fail",
+        status_is("failed"),
+    )
+    .await;
+    let events = a["TaskStates"]["m"]["Events"].as_array().unwrap().clone();
+    assert_eq!(events[3]["ExitCode"], 7);
+    register(
+        &c.client,
+        group_job(
+            "mock-start",
+            "batch",
+            vec![mock("m", json!({"start_error": "no can do"}))],
+        ),
+    )
+    .await;
+    let a = wait_alloc(
+        &c.client,
+        "mock-start",
+        "the start error",
+        status_is("failed"),
+    )
+    .await;
+    assert_eq!(
+        a["TaskStates"]["m"]["Events"][2]["DriverError"],
+        "no can do"
+    );
+    register(
+        &c.client,
+        group_job(
+            "mock-kill",
+            "batch",
+            vec![mock("m", json!({"run_for": "1h", "kill_after": "100ms"}))],
+        ),
+    )
+    .await;
+    let a = wait_alloc(
+        &c.client,
+        "mock-kill",
+        "the kill_after",
+        status_is("failed"),
+    )
+    .await;
+    assert_eq!(a["TaskStates"]["m"]["Events"][3]["Signal"], 9);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exec_task_runs_isolated() {
+    if caravan_isolation_probe().is_err() {
+        eprintln!("skipping: this machine cannot isolate tasks");
+        return;
+    }
+    let c = DevCluster::start().await.unwrap();
+    let mut t = task(
+        "iso",
+        "echo pid=$$; echo host=$(hostname); ls /; echo dir=$NOMAD_TASK_DIR; ls /alloc; cat /proc/self/cgroup; echo hi > /local/f; touch /usr/x 2>/dev/null || echo usr-ro; sleep 3600",
+    );
+    t["Driver"] = json!("exec");
+    t["Resources"] = json!({"CPU": 100, "MemoryMB": 48});
+    register(&c.client, group_job("iso", "service", vec![t])).await;
+    let a = wait_alloc(
+        &c.client,
+        "iso",
+        "the exec task to run",
+        status_is("running"),
+    )
+    .await;
+    let id = a["ID"].as_str().unwrap().to_owned();
+    let dir = alloc_dir(&c, &id);
+    let mut out = String::new();
+    wait_for("the isolated task's output", WAIT, || {
+        out = read_log(&dir, "iso.stdout.0");
+        let done = out.contains("usr-ro");
+        async move { Ok(done) }
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("pid=1\n"), "{out}");
+    assert!(out.contains("host=iso\n"), "{out}");
+    for d in [
+        "alloc", "local", "secrets", "tmp", "bin", "usr", "etc", "proc", "dev",
+    ] {
+        assert!(out.lines().any(|l| l == d), "/{d} missing in {out}");
+    }
+    assert!(out.contains("dir=/local\n"), "{out}");
+    assert!(out.contains("data\nlogs\ntmp\n"), "{out}");
+    assert!(
+        out.contains(&format!("{id}.iso")),
+        "the task's cgroup: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("iso/local/f")).unwrap(),
+        "hi\n"
+    );
+    // The memory limit from the task's resources.
+    let limit = ["/sys/fs/cgroup/memory/caravan", "/sys/fs/cgroup/caravan"]
+        .iter()
+        .find_map(|base| {
+            let d = PathBuf::from(base).join(format!("{id}.iso"));
+            std::fs::read_to_string(d.join("memory.limit_in_bytes"))
+                .or_else(|_| std::fs::read_to_string(d.join("memory.max")))
+                .ok()
+        })
+        .unwrap();
+    assert_eq!(limit.trim(), (48u64 * 1024 * 1024).to_string());
+    // Stopping removes the cgroup.
+    let resp = post(&c.client, &format!("/v1/allocation/{id}/stop"), "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    wait_alloc(&c.client, "iso", "the exec task to stop", |a| {
+        a["ID"] == id.as_str() && a["ClientStatus"] == "complete"
+    })
+    .await;
+    wait_for("the cgroup to go", WAIT, || {
+        let gone = !PathBuf::from("/sys/fs/cgroup/memory/caravan")
+            .join(format!("{id}.iso"))
+            .exists()
+            && !PathBuf::from("/sys/fs/cgroup/caravan")
+                .join(format!("{id}.iso"))
+                .exists();
+        async move { Ok(gone) }
+    })
+    .await
+    .unwrap();
+}
+
+/// Whether this machine can run exec tasks (root, namespaces, cgroups).
+fn caravan_isolation_probe() -> Result<(), ()> {
+    let root = nix_is_root();
+    let cgroups = std::path::Path::new("/sys/fs/cgroup/memory").exists()
+        || std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if root && cgroups { Ok(()) } else { Err(()) }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deployment_health_is_reported() {
+    let c = DevCluster::start().await.unwrap();
+    let mut job = group_job(
+        "healthy",
+        "service",
+        vec![task("t", "while :; do sleep 0.1; done")],
+    );
+    job["Update"] = json!({"MaxParallel": 1, "MinHealthyTime": 500_000_000u64, "HealthyDeadline": 30_000_000_000u64, "ProgressDeadline": 60_000_000_000u64, "HealthCheck": "task_states"});
+    register(&c.client, job).await;
+    let a = wait_alloc(&c.client, "healthy", "the allocation to be healthy", |a| {
+        a["DeploymentStatus"]["Healthy"] == true
+    })
+    .await;
+    assert!(!a["DeploymentID"].as_str().unwrap().is_empty());
+    assert!(a["DeploymentStatus"]["Timestamp"].is_string());
+    // A task that keeps failing is unhealthy.
+    let mut job = group_job("unhealthy", "service", vec![task("t", "exit 1")]);
+    job["Update"] = json!({"MaxParallel": 1, "MinHealthyTime": 500_000_000u64, "HealthyDeadline": 30_000_000_000u64, "ProgressDeadline": 60_000_000_000u64, "HealthCheck": "task_states"});
+    register(&c.client, job).await;
+    wait_alloc(
+        &c.client,
+        "unhealthy",
+        "the allocation to be unhealthy",
+        |a| a["DeploymentStatus"]["Healthy"] == false,
+    )
+    .await;
+}
