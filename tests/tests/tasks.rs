@@ -921,3 +921,28 @@ async fn deployment_health_is_reported() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_collects_terminal_allocations_beyond_its_limit() {
+    let c = DevCluster::start().await.unwrap();
+    let mock = json!({"Name": "m", "Driver": "mock_driver", "Config": {"run_for": "10ms"}, "Resources": {"CPU": 1, "MemoryMB": 10}});
+    let mut job = group_job("many", "batch", vec![mock]);
+    job["TaskGroups"][0]["Count"] = json!(60);
+    register(&c.client, job).await;
+    wait_for("60 completed allocations", WAIT, || async {
+        let all = job_allocs(&c.client, "many").await;
+        Ok(all.len() == 60 && all.iter().all(|a| a["ClientStatus"] == "complete"))
+    })
+    .await
+    .unwrap();
+    // Nomad's gc_max_allocs (50): the oldest terminal allocations' directories go.
+    let base = c.data_dir.path().join("client").join("alloc");
+    wait_for("the agent to collect down to 50", WAIT, || {
+        let n = std::fs::read_dir(&base).map(|d| d.count()).unwrap_or(0);
+        async move { Ok(n <= 50) }
+    })
+    .await
+    .unwrap();
+    // They stay on the server.
+    assert_eq!(job_allocs(&c.client, "many").await.len(), 60);
+}

@@ -144,6 +144,7 @@ pub async fn run(
         alloc_base: cfg.data_dir.join("alloc"),
         local: LocalState::new(&cfg.data_dir),
         reporter: reporter.clone(),
+        terminal: Arc::new(tokio::sync::Notify::new()),
     });
     let restored = manager.restore();
     if restored > 0 {

@@ -219,7 +219,10 @@ impl AllocManager {
         let gc = self.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(GC_INTERVAL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(GC_INTERVAL) => {}
+                    () = gc.inner.ctx.terminal.notified() => {}
+                }
                 gc.collect_over_limits();
             }
         });

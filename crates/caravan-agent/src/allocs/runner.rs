@@ -41,6 +41,8 @@ pub struct RunnerContext {
     pub alloc_base: PathBuf,
     pub local: LocalState,
     pub reporter: Reporter,
+    /// Woken when an allocation turns terminal (the garbage collector looks then).
+    pub terminal: Arc<tokio::sync::Notify>,
 }
 
 /// Errors of lifecycle requests, with Nomad's texts.
@@ -835,8 +837,10 @@ impl Loop {
         };
         if is_terminal_status(&view.client_status)
             && let Ok(mut t) = self.terminal_since.lock()
+            && t.is_none()
         {
-            t.get_or_insert_with(Instant::now);
+            *t = Some(Instant::now());
+            self.ctx.terminal.notify_one();
         }
         if changed {
             self.ctx.reporter.report(view.clone());
