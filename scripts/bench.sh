@@ -4,7 +4,7 @@
 # Not part of the test suite: run it by hand, on a quiet machine.
 #
 #   ./scripts/bench.sh                         # every benchmark, full size
-#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements)
+#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks)
 #   CARAVAN_BENCH_DURATION=3s CARAVAN_BENCH_WAITERS=1000 ./scripts/bench.sh   # a quick smoke run
 #   CARAVAN_BENCH_PLACEMENTS="--nodes 500 --jobs 4 --count 500" ./scripts/bench.sh placements
 #
@@ -25,6 +25,8 @@
 #   CARAVAN_BENCH_CONNECTIONS  connections of the reads benchmark (default 64)
 #   CARAVAN_BENCH_PLACEMENTS   flags of the placements benchmark (default: its full size, 5,000
 #                              simulated nodes and 20 jobs x 5,000 allocations; see --help)
+#   CARAVAN_BENCH_TASKS        flags of the tasks benchmark (default: 200 latency jobs, 1,000
+#                              mock_driver and 200 raw_exec tasks on one agent; see --help)
 #   CARAVAN_BENCH_WRK          1: also run wrk in the reads benchmark, installing the Debian
 #                              package when it is missing; 0: never; unset: only if installed
 #   CARAVAN_TEST_PG_BIN        the PostgreSQL bin dir (initdb, pg_ctl, postgres, pgbench)
@@ -37,17 +39,18 @@ WAITERS=${CARAVAN_BENCH_WAITERS:-10000}
 NODES=${CARAVAN_BENCH_NODES:-10}
 CONNECTIONS=${CARAVAN_BENCH_CONNECTIONS:-64}
 read -r -a PLACEMENTS_ARGS <<<"${CARAVAN_BENCH_PLACEMENTS:-}"
+read -r -a TASKS_ARGS <<<"${CARAVAN_BENCH_TASKS:-}"
 
 if [[ $# -eq 0 ]]; then
-  BENCHES=(writes wakeups reads placements)
+  BENCHES=(writes wakeups reads placements tasks)
 else
   BENCHES=("$@")
 fi
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-  writes | wakeups | reads | placements) ;;
+  writes | wakeups | reads | placements | tasks) ;;
   *)
-    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads or placements)" >&2
+    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements or tasks)" >&2
     exit 2
     ;;
   esac
@@ -111,7 +114,15 @@ if wants placements; then
   [[ -x "$PLACEMENTS_BIN" ]] || die "the placements benchmark was not built"
 fi
 
-if wants writes || wants placements; then
+TASKS_BIN=""
+if wants tasks; then
+  section "Build: cargo bench -p caravan-tests --bench tasks --no-run"
+  TASKS_BIN=$(cargo bench -p caravan-tests --bench tasks --no-run 2>&1 | tee /dev/stderr |
+    sed -n 's/.*Executable .* (\(.*\))$/\1/p' | tail -n 1) || die "build failed"
+  [[ -x "$TASKS_BIN" ]] || die "the tasks benchmark was not built"
+fi
+
+if wants writes || wants placements || wants tasks; then
   section "PostgreSQL: throwaway cluster"
   start_postgres
 fi
@@ -153,12 +164,21 @@ run_placements() {
   fi
 }
 
+run_tasks() {
+  section "Benchmark: tasks"
+  echo "+ tasks --summary <file> ${TASKS_ARGS[*]}"
+  if ! "$TASKS_BIN" --summary "$SUMMARY" "${TASKS_ARGS[@]}"; then
+    failed+=(tasks)
+  fi
+}
+
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
   writes) run_bench writes --duration "$DURATION" ;;
   wakeups) run_bench wakeups --waiters "$WAITERS" --nodes "$NODES" ;;
   reads) run_bench reads --duration "$DURATION" --connections "$CONNECTIONS" "${WRK_ARGS[@]}" ;;
   placements) run_placements ;;
+  tasks) run_tasks ;;
   esac
 done
 

@@ -99,6 +99,10 @@ impl DevCluster {
             &rpc_port.to_string(),
             "-data-dir",
             &data_dir.path_str(),
+            // Tests read allocation directories after the tasks end: no collection because
+            // the machine's disk happens to be full.
+            "-gc-disk-usage-threshold",
+            "100",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -271,6 +275,8 @@ fn agent_args(rpc_addr: &str, http_addr: &str, dir: &TempDir, name: &str) -> Vec
         http_addr,
         "-node",
         name,
+        "-gc-disk-usage-threshold",
+        "100",
     ])
 }
 

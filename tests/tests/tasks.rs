@@ -542,13 +542,12 @@ async fn lifecycle_hooks_run_in_order() {
         std::fs::read_to_string(alloc_dir(&c, a["ID"].as_str().unwrap()).join("alloc/order"))
             .unwrap();
     let lines: Vec<&str> = order.lines().collect();
-    assert_eq!(lines[0], "pre", "{order}");
+    assert_eq!(lines.len(), 5, "{order}");
     assert_eq!(lines.last(), Some(&"stop"), "{order}");
     let pos = |w: &str| lines.iter().position(|l| *l == w).unwrap();
-    assert!(
-        pos("side") < pos("main") && pos("post") < pos("main"),
-        "{order}"
-    );
+    // Both prestart tasks start first; poststart starts once main runs (main writes late).
+    assert!(pos("pre") < 2 && pos("side") < 2, "{order}");
+    assert!(pos("post") < pos("main"), "{order}");
     // The sidecar was stopped once the main task was done.
     let side_events = event_types(&a, "side");
     assert!(
@@ -945,4 +944,87 @@ async fn the_agent_collects_terminal_allocations_beyond_its_limit() {
     .unwrap();
     // They stay on the server.
     assert_eq!(job_allocs(&c.client, "many").await.len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_allocation_is_rescheduled_by_the_server() {
+    let c = DevCluster::start().await.unwrap();
+    let mut job = raw_exec_job("resched", "batch", "exit 2");
+    job["TaskGroups"][0]["ReschedulePolicy"] = json!({
+        "Attempts": 1, "Interval": 3_600_000_000_000u64, "Delay": 5_000_000_000u64,
+        "DelayFunction": "constant", "Unlimited": false
+    });
+    register(&c.client, job).await;
+    let first = wait_alloc(
+        &c.client,
+        "resched",
+        "the first allocation to fail",
+        status_is("failed"),
+    )
+    .await;
+    let first_id = first["ID"].as_str().unwrap().to_owned();
+    let second = wait_alloc(&c.client, "resched", "the replacement to fail too", |a| {
+        a["PreviousAllocation"] == first_id.as_str() && a["ClientStatus"] == "failed"
+    })
+    .await;
+    assert_eq!(
+        second["RescheduleTracker"]["Events"][0]["PrevAllocID"],
+        first_id.as_str()
+    );
+    assert_eq!(
+        alloc(&c.client, &first_id).await["NextAllocation"],
+        second["ID"]
+    );
+    // One attempt only: no third allocation.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(job_allocs(&c.client, "resched").await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_requests_on_unknown_or_malformed_allocations() {
+    let c = DevCluster::start().await.unwrap();
+    let unknown = uuid_with_prefix("abcd");
+    for (path, body) in [
+        (format!("/v1/client/allocation/{unknown}/restart"), ""),
+        (
+            format!("/v1/client/allocation/{unknown}/signal"),
+            r#"{"Signal":"SIGHUP"}"#,
+        ),
+        (format!("/v1/client/allocation/{unknown}/gc"), ""),
+    ] {
+        let resp = post(&c.client, &path, body).await.unwrap();
+        assert_eq!(resp.status, 404, "{path}: {}", resp.text());
+        assert_eq!(resp.text(), format!("Unknown allocation \"{unknown}\""));
+    }
+    for path in [
+        "/v1/client/allocation/not-a-uuid/restart",
+        "/v1/client/allocation/not-a-uuid/gc",
+    ] {
+        let resp = post(&c.client, path, "").await.unwrap();
+        assert_eq!(resp.status, 400, "{path}: {}", resp.text());
+    }
+    let resp = post(
+        &c.client,
+        &format!("/v1/client/allocation/{unknown}/restart"),
+        "{nope",
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    let resp = post(
+        &c.client,
+        &format!("/v1/client/allocation/{unknown}/restart"),
+        r#"{"AllTasks":"yes"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    let resp = post(
+        &c.client,
+        &format!("/v1/client/allocation/{unknown}/signal"),
+        r#"{"Signal":7}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
 }

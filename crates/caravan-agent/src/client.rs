@@ -145,6 +145,7 @@ pub async fn run(
         local: LocalState::new(&cfg.data_dir),
         reporter: reporter.clone(),
         terminal: Arc::new(tokio::sync::Notify::new()),
+        gc: cfg.gc,
     });
     let restored = manager.restore();
     if restored > 0 {

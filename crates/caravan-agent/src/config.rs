@@ -27,4 +27,6 @@ pub struct AgentConfig {
     /// executors when it dies (dev mode, whose data directory goes away, and tests). Otherwise
     /// tasks keep running and a restarted agent re-attaches to them.
     pub ephemeral_tasks: bool,
+    /// When the agent collects terminal allocations by itself.
+    pub gc: crate::allocs::manager::GcLimits,
 }

@@ -20,5 +20,6 @@ pub mod identity;
 pub mod node;
 pub mod taskenv;
 
+pub use allocs::manager::GcLimits;
 pub use client::{AgentError, run};
 pub use config::AgentConfig;

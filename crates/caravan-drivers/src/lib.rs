@@ -141,6 +141,23 @@ pub struct HandleState {
     pub state: serde_json::Value,
 }
 
+/// A command to run inside a running task (the exec endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// Program and arguments; not empty.
+    pub command: Vec<String>,
+    /// Run on a new pseudo-terminal (stderr merged into stdout).
+    pub tty: bool,
+}
+
+/// A command started by [`TaskHandle::exec`]: the process, with pipes for stdin/stdout/stderr,
+/// or its terminal's master side when `tty` was asked.
+#[derive(Debug)]
+pub struct ExecProcess {
+    pub child: std::process::Child,
+    pub pty_master: Option<std::os::fd::OwnedFd>,
+}
+
 /// A running (or finished) task as a driver sees it.
 pub trait TaskHandle: Send + Sync {
     /// The state to persist for [`Driver::recover`].
@@ -156,6 +173,13 @@ pub trait TaskHandle: Send + Sync {
     /// The host pid of the task's main process, when it is a process.
     fn pid(&self) -> Option<i32> {
         None
+    }
+    /// Starts a command the way the task runs: in its isolation (namespaces, root, cgroup) for
+    /// `exec`, in its directory with its environment for `raw_exec`.
+    fn exec(&self, _request: ExecRequest) -> Result<ExecProcess, DriverError> {
+        Err(DriverError::Other(
+            "this driver cannot run commands inside its tasks".to_owned(),
+        ))
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 
 use crate::executor::{Handshake, LaunchSpec, read_exit};
-use crate::{DriverError, ExitResult, HandleState, TaskHandle};
+use crate::{DriverError, ExecProcess, ExecRequest, ExitResult, HandleState, TaskHandle};
 
 /// How long an executor may take to start the task and answer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,6 +41,19 @@ pub struct ProcessState {
     pub exit_file: PathBuf,
     /// The task's cgroup (`exec`), destroyed with the task.
     pub cgroup: Option<String>,
+    /// How commands run inside the task (exec sessions).
+    #[serde(default)]
+    pub exec: ExecContext,
+}
+
+/// What an exec session inherits from its task.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecContext {
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Working directory (inside the task's root when isolated).
+    pub cwd: PathBuf,
+    /// The task runs in its own namespaces: sessions enter them.
+    pub isolated: bool,
 }
 
 impl Launcher {
@@ -137,6 +150,11 @@ impl Launcher {
                 .as_ref()
                 .and_then(|i| i.cgroup.as_ref())
                 .map(|c| c.name.clone()),
+            exec: ExecContext {
+                env: spec.env.clone(),
+                cwd: spec.cwd.clone(),
+                isolated: spec.isolation.is_some(),
+            },
         };
         let (tx, rx) = watch::channel(None);
         let follow_state = state.clone();
@@ -286,6 +304,63 @@ impl TaskHandle for ProcessHandle {
 
     fn pid(&self) -> Option<i32> {
         Some(self.state.task_pid)
+    }
+
+    fn exec(&self, request: ExecRequest) -> Result<ExecProcess, DriverError> {
+        if self.exited() {
+            return Err(DriverError::NotRunning);
+        }
+        let (program, args) = request
+            .command
+            .split_first()
+            .ok_or_else(|| DriverError::Config("exec needs a command".to_owned()))?;
+        let ctx = &self.state.exec;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .envs(&ctx.env)
+            .current_dir(&ctx.cwd);
+        let failed = |e: caravan_isolation::IsolationError| {
+            DriverError::Start(format!("failed to exec {program:?}: {e}"))
+        };
+        if request.tty {
+            let (master, slave) = caravan_isolation::open_pty().map_err(failed)?;
+            let options = caravan_isolation::EnterOptions {
+                user: None,
+                tty: Some(slave),
+            };
+            // Entering the task's own namespaces gives a raw_exec session the host's, and
+            // the terminal set-up is the same for both drivers.
+            let child = caravan_isolation::enter_and_spawn_with(
+                self.state.task_pid,
+                self.state.cgroup.as_deref(),
+                cmd,
+                options,
+            )
+            .map_err(failed)?;
+            return Ok(ExecProcess {
+                child,
+                pty_master: Some(master),
+            });
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = if ctx.isolated {
+            caravan_isolation::enter_and_spawn(
+                self.state.task_pid,
+                self.state.cgroup.as_deref(),
+                cmd,
+            )
+            .map_err(failed)?
+        } else {
+            cmd.spawn()
+                .map_err(|e| DriverError::Start(format!("failed to exec {program:?}: {e}")))?
+        };
+        Ok(ExecProcess {
+            child,
+            pty_master: None,
+        })
     }
 }
 

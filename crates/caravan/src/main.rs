@@ -95,6 +95,16 @@ pub struct AgentArgs {
     /// re-attached (always so in -dev).
     #[arg(long = "ephemeral-tasks", env = "CARAVAN_EPHEMERAL_TASKS")]
     pub ephemeral_tasks: bool,
+    /// Collect terminal allocations beyond this many (Nomad's gc_max_allocs; default 50).
+    #[arg(long = "gc-max-allocs", env = "CARAVAN_GC_MAX_ALLOCS")]
+    pub gc_max_allocs: Option<usize>,
+    /// Collect terminal allocations while the data directory's disk is fuller than this
+    /// percentage (Nomad's gc_disk_usage_threshold; default 80).
+    #[arg(
+        long = "gc-disk-usage-threshold",
+        env = "CARAVAN_GC_DISK_USAGE_THRESHOLD"
+    )]
+    pub gc_disk_usage_threshold: Option<f64>,
     /// Address gateways use to reach this agent's gRPC port (host:port).
     #[arg(long = "agent-advertise", env = "CARAVAN_AGENT_ADVERTISE")]
     pub agent_advertise: Option<String>,

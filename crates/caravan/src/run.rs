@@ -22,6 +22,16 @@ const DEFAULT_HTTP_PORT: u16 = 4646;
 const DEFAULT_RPC_PORT: u16 = 4647;
 const DEFAULT_AGENT_PORT: u16 = 4648;
 
+fn gc_limits(args: &AgentArgs) -> caravan_agent::GcLimits {
+    let defaults = caravan_agent::GcLimits::default();
+    caravan_agent::GcLimits {
+        max_allocs: args.gc_max_allocs.unwrap_or(defaults.max_allocs),
+        disk_usage_threshold: args
+            .gc_disk_usage_threshold
+            .unwrap_or(defaults.disk_usage_threshold),
+    }
+}
+
 /// Tasks are supervised by this very binary (`caravan executor`).
 fn executor_program() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the caravan binary to run task executors")
@@ -330,6 +340,7 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         executor: executor_program()?,
         // The dev data directory is throwaway: its tasks go with the agent.
         ephemeral_tasks: true,
+        gc: gc_limits(&args),
     };
     let agent_task = tokio::spawn(caravan_agent::run(agent_cfg, local_node_id, stopped()));
 
@@ -399,6 +410,7 @@ async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         rpc_advertise: args.agent_advertise.clone().unwrap_or_default(),
         executor: executor_program()?,
         ephemeral_tasks: args.ephemeral_tasks,
+        gc: gc_limits(&args),
     };
     let (stop, stopped) = shutdown_channel();
     let task = tokio::spawn(caravan_agent::run(

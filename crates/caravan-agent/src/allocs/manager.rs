@@ -15,10 +15,24 @@ use tonic::transport::Channel;
 use super::runner::{AllocRunner, RequestError, RunnerContext, is_terminal_status};
 use crate::identity::Identity;
 
-/// Nomad's `gc_max_allocs`: above this many allocations, terminal ones are collected.
-pub const GC_MAX_ALLOCS: usize = 50;
-/// Nomad's `gc_disk_usage_threshold`, in percent of the data directory's file system.
-pub const GC_DISK_USAGE_THRESHOLD: f64 = 80.0;
+/// When terminal allocations are collected on the agent's own initiative (Nomad's
+/// `gc_max_allocs` and `gc_disk_usage_threshold`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GcLimits {
+    /// Above this many allocations, the oldest terminal ones are collected.
+    pub max_allocs: usize,
+    /// Above this percentage of the data directory's file system in use, likewise.
+    pub disk_usage_threshold: f64,
+}
+
+impl Default for GcLimits {
+    fn default() -> Self {
+        GcLimits {
+            max_allocs: 50,
+            disk_usage_threshold: 80.0,
+        }
+    }
+}
 const GC_INTERVAL: Duration = Duration::from_secs(60);
 const WATCH_WAIT: Duration = Duration::from_secs(300);
 const FETCH_BATCH: usize = 200;
@@ -193,11 +207,12 @@ impl AllocManager {
             .filter_map(|r| r.terminal_since().map(|t| (t, r)))
             .collect();
         terminal.sort_by_key(|(t, _)| *t);
+        let limits = self.inner.ctx.gc;
         let mut count = self.runners().len();
         for (_, runner) in terminal {
-            let over_count = count > GC_MAX_ALLOCS;
+            let over_count = count > limits.max_allocs;
             let over_disk = disk_usage_percent(&self.inner.ctx.alloc_base)
-                .is_some_and(|p| p > GC_DISK_USAGE_THRESHOLD);
+                .is_some_and(|p| p > limits.disk_usage_threshold);
             if !over_count && !over_disk {
                 break;
             }

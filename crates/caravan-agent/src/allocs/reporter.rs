@@ -1,6 +1,8 @@
-//! Reports allocation status to the servers in batches (Nomad's client syncs every 200 ms): the
-//! latest view of each allocation replaces any older one still waiting, and a batch that fails
-//! is kept and retried with back-off, so a server or database restart loses no update.
+//! Reports allocation status to the servers in batches, at most one every 200 ms (Nomad's
+//! client sync interval): a change after a quiet spell goes out at once, a burst gathers into
+//! the next batch. The latest view of each allocation replaces any older one still waiting,
+//! and a batch that fails is kept and retried with back-off, so a server or database restart
+//! loses no update.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -60,10 +62,14 @@ impl Reporter {
     pub async fn run(self, channel: Channel, identity: Identity) {
         let mut client = AllocsClient::new(channel);
         let mut failures: u32 = 0;
+        let mut last_sent: Option<tokio::time::Instant> = None;
         loop {
             self.wake.notified().await;
-            // Let a burst of changes gather into one request.
-            tokio::time::sleep(BATCH_INTERVAL).await;
+            // At most one batch per interval: a burst of changes gathers into one request.
+            if let Some(at) = last_sent {
+                tokio::time::sleep_until(at + BATCH_INTERVAL).await;
+            }
+            last_sent = Some(tokio::time::Instant::now());
             loop {
                 let batch = self.take();
                 if batch.is_empty() {

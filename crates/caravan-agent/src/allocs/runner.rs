@@ -43,6 +43,7 @@ pub struct RunnerContext {
     pub reporter: Reporter,
     /// Woken when an allocation turns terminal (the garbage collector looks then).
     pub terminal: Arc<tokio::sync::Notify>,
+    pub gc: super::manager::GcLimits,
 }
 
 /// Errors of lifecycle requests, with Nomad's texts.
