@@ -85,8 +85,20 @@ async fn raw_exec_starts_signals_and_execs_in_the_task_directory() {
     let handle = d.start(cfg.clone()).await.unwrap();
     let pid = handle.pid().unwrap();
     assert!(pid > 0);
-    handle.signal(10).unwrap();
     let log = cfg.logs.dir.join("t.stdout.0");
+    // The trap is set once the greeting is out: a signal before that would kill the shell.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("hello")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no greeting in the log"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.signal(10).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()

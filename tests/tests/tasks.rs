@@ -303,6 +303,13 @@ async fn signal_restart_and_gc_reach_the_task() {
         let body = body.to_owned();
         async move { post(&client, &path, &body).await.unwrap() }
     };
+    // The trap is set once "started" is out: a signal before that would kill the shell.
+    wait_for("the trap to be set", WAIT, || {
+        let out = read_log(&dir, "t.stdout.0");
+        async move { Ok(out.contains("started")) }
+    })
+    .await
+    .unwrap();
     let resp = signal(r#"{"Signal":"SIGUSR1","Task":"t"}"#).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.text(), r#"{"Index":0}"#);

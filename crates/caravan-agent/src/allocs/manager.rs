@@ -96,7 +96,7 @@ impl AllocManager {
         }
         // The server learns the current state of everything restored.
         for runner in self.runners() {
-            self.inner.ctx.reporter.report(runner.view());
+            self.inner.ctx.reporter.report(runner.view(), true);
         }
         restored
     }

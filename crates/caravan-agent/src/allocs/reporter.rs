@@ -1,10 +1,12 @@
 //! Reports allocation status to the servers in batches, at most one every 200 ms (Nomad's
 //! client sync interval): a change after a quiet spell goes out at once, a burst gathers into
-//! the next batch. The latest view of each allocation replaces any older one still waiting,
+//! the next batch, and a change of an allocation's `ClientStatus` (pending → running → complete)
+//! is sent without waiting for the interval. The latest view of each allocation replaces any older one still waiting,
 //! and a batch that fails is kept and retried with back-off, so a server or database restart
 //! loses no update.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,14 +27,19 @@ const MAX_BATCH: usize = 500;
 pub struct Reporter {
     pending: Arc<Mutex<BTreeMap<String, Allocation>>>,
     wake: Arc<Notify>,
+    /// A waiting update changes a client status: send without waiting for the interval.
+    urgent: Arc<AtomicBool>,
 }
 
 impl Reporter {
     /// Queues the client view of an allocation (ID, ClientStatus, ClientDescription,
-    /// TaskStates, DeploymentStatus).
-    pub fn report(&self, update: Allocation) {
+    /// TaskStates, DeploymentStatus); `status_changed` marks a new `ClientStatus`.
+    pub fn report(&self, update: Allocation, status_changed: bool) {
         if let Ok(mut p) = self.pending.lock() {
             p.insert(update.id.clone(), update);
+        }
+        if status_changed {
+            self.urgent.store(true, Ordering::Release);
         }
         self.wake.notify_one();
     }
@@ -67,8 +74,16 @@ impl Reporter {
             self.wake.notified().await;
             // At most one batch per interval: a burst of changes gathers into one request.
             if let Some(at) = last_sent {
-                tokio::time::sleep_until(at + BATCH_INTERVAL).await;
+                let interval = tokio::time::sleep_until(at + BATCH_INTERVAL);
+                tokio::pin!(interval);
+                while !self.urgent.load(Ordering::Acquire) {
+                    tokio::select! {
+                        () = &mut interval => break,
+                        () = self.wake.notified() => {}
+                    }
+                }
             }
+            self.urgent.store(false, Ordering::Release);
             last_sent = Some(tokio::time::Instant::now());
             loop {
                 let batch = self.take();

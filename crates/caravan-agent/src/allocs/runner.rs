@@ -830,11 +830,15 @@ impl Loop {
         let recheck = self.health.observe(&main_states, Instant::now());
         let alloc = self.current_alloc();
         let view = client_view(&alloc, &self.entries, self.health.status());
-        let changed = {
+        let (changed, status_changed) = {
             let old = self.view.borrow();
-            old.client_status != view.client_status
-                || old.task_states != view.task_states
-                || old.deployment_status != view.deployment_status
+            let status_changed = old.client_status != view.client_status;
+            (
+                status_changed
+                    || old.task_states != view.task_states
+                    || old.deployment_status != view.deployment_status,
+                status_changed,
+            )
         };
         if is_terminal_status(&view.client_status)
             && let Ok(mut t) = self.terminal_since.lock()
@@ -844,7 +848,7 @@ impl Loop {
             self.ctx.terminal.notify_one();
         }
         if changed {
-            self.ctx.reporter.report(view.clone());
+            self.ctx.reporter.report(view.clone(), status_changed);
             self.view.send_replace(view);
         }
         recheck
