@@ -598,6 +598,32 @@ pub async fn post(client: &Client, path: &str, body: &str) -> anyhow::Result<api
     send(client, api::Method::POST, path, body).await
 }
 
+/// PUT /v1/jobs with `{"Job": job}`; fails unless the answer is 200.
+pub async fn register_job(client: &Client, job: &Value) -> anyhow::Result<()> {
+    let resp = send(
+        client,
+        api::Method::PUT,
+        "/v1/jobs",
+        &json!({ "Job": job }).to_string(),
+    )
+    .await?;
+    if resp.status != 200 {
+        bail!("registering {}: {} {}", job["ID"], resp.status, resp.text());
+    }
+    Ok(())
+}
+
+/// Every allocation of a job (`all=true`), each read in full (`/v1/allocation/:id`).
+pub async fn job_alloc_docs(client: &Client, job: &str) -> anyhow::Result<Vec<Value>> {
+    let (stubs, _) = get_json(client, &format!("/v1/job/{job}/allocations?all=true")).await?;
+    let mut out = Vec::new();
+    for stub in stubs.as_array().cloned().unwrap_or_default() {
+        let id = stub["ID"].as_str().unwrap_or_default();
+        out.push(get_json(client, &format!("/v1/allocation/{id}")).await?.0);
+    }
+    Ok(out)
+}
+
 /// Places one allocation of a job pinned to `node_id` and waits until it is there. Its task
 /// ignores the interrupt and has a long kill timeout, so a drain of the node stays in progress
 /// instead of completing at once as the drain of an empty node does.

@@ -12,32 +12,11 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn register(client: &api::Client, job: Value) {
-    let resp = send(
-        client,
-        api::Method::PUT,
-        "/v1/jobs",
-        &json!({ "Job": job }).to_string(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status, 200, "register: {}", resp.text());
+    register_job(client, &job).await.unwrap();
 }
 
 async fn allocs_of(client: &api::Client, job: &str) -> Vec<Value> {
-    let (v, _) = get_json(client, &format!("/v1/job/{job}/allocations?all=true"))
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for stub in v.as_array().cloned().unwrap_or_default() {
-        let id = stub["ID"].as_str().unwrap_or_default().to_owned();
-        out.push(
-            get_json(client, &format!("/v1/allocation/{id}"))
-                .await
-                .unwrap()
-                .0,
-        );
-    }
-    out
+    job_alloc_docs(client, job).await.unwrap()
 }
 
 /// Waits until the job's allocations satisfy `pred`; returns them.

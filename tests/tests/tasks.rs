@@ -11,15 +11,7 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn register(client: &api::Client, job: Value) {
-    let resp = send(
-        client,
-        api::Method::PUT,
-        "/v1/jobs",
-        &json!({ "Job": job }).to_string(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status, 200, "register: {}", resp.text());
+    register_job(client, &job).await.unwrap();
 }
 
 async fn job_allocs(client: &api::Client, job: &str) -> Vec<Value> {
@@ -87,22 +79,9 @@ fn read_log(dir: &std::path::Path, file: &str) -> String {
 }
 
 fn raw_exec_job(id: &str, kind: &str, script: &str) -> Value {
-    json!({
-        "ID": id,
-        "Type": kind,
-        "Datacenters": ["dc1"],
-        "TaskGroups": [{
-            "Name": "g",
-            "RestartPolicy": {"Attempts": 0, "Mode": "fail", "Delay": 100_000_000u64, "Interval": 60_000_000_000u64},
-            "ReschedulePolicy": {"Attempts": 0, "Unlimited": false},
-            "Tasks": [{
-                "Name": "t",
-                "Driver": "raw_exec",
-                "Config": {"command": "/bin/sh", "args": ["-c", script]},
-                "Resources": {"CPU": 50, "MemoryMB": 32}
-            }]
-        }]
-    })
+    let mut t = task("t", script);
+    t["Resources"] = json!({"CPU": 50, "MemoryMB": 32});
+    group_job(id, kind, vec![t])
 }
 
 #[tokio::test(flavor = "multi_thread")]

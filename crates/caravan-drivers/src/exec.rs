@@ -8,7 +8,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::executor::{BindConfig, CgroupConfig, IsolationConfig, LaunchSpec};
-use crate::process::{Launcher, ProcessState};
+use crate::process::{Launcher, recover_task};
 use crate::{
     Driver, DriverError, DriverFingerprint, HandleState, TaskConfig, TaskHandle, command_and_args,
 };
@@ -88,8 +88,6 @@ impl Driver for Exec {
     }
 
     fn recover(&self, state: &HandleState) -> Result<Arc<dyn TaskHandle>, DriverError> {
-        let state: ProcessState = serde_json::from_value(state.state.clone())
-            .map_err(|e| DriverError::Recover(format!("unreadable exec handle: {e}")))?;
-        Ok(self.launcher.recover(NAME, state)? as Arc<dyn TaskHandle>)
+        recover_task(&self.launcher, NAME, state)
     }
 }

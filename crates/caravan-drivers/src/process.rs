@@ -216,6 +216,17 @@ fn executor_alive(state: &ProcessState) -> bool {
     }
 }
 
+/// Re-attaches a process driver's task from its persisted handle.
+pub fn recover_task(
+    launcher: &Launcher,
+    driver: &'static str,
+    state: &HandleState,
+) -> Result<Arc<dyn TaskHandle>, DriverError> {
+    let state: ProcessState = serde_json::from_value(state.state.clone())
+        .map_err(|e| DriverError::Recover(format!("unreadable {driver} handle: {e}")))?;
+    Ok(launcher.recover(driver, state)? as Arc<dyn TaskHandle>)
+}
+
 /// The start time (clock ticks after boot) of a live process; `None` when it is gone or a
 /// zombie.
 pub fn process_start_time(pid: i32) -> Option<u64> {

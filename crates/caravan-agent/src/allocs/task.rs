@@ -145,6 +145,9 @@ struct Runner {
     open: bool,
 }
 
+/// A kill request: the event to record first, and whom to tell once the task is dead.
+type Kill = (Option<caravan_structs::TaskEvent>, oneshot::Sender<()>);
+
 /// Why the wait for a running task ended.
 enum Ended {
     Exited(ExitResult),
@@ -246,23 +249,43 @@ impl Runner {
                 .decide(Outcome::StartFailed { recoverable: false })
                 .await;
         }
-        let start = self.spec.driver.start(config);
-        let started = tokio::select! {
-            r = start => r,
-            cmd = self.commands.recv() => {
-                // A kill while the driver is starting: let the start finish, then kill.
-                let handle = match cmd {
-                    Some(TaskCommand::Kill { reason, done }) => Some((reason, done)),
-                    _ => None,
-                };
-                return self.killed_while_starting(handle).await;
+        // The start runs to its end even when a kill arrives meanwhile: dropping it half-way
+        // could leave a started process nobody follows. The kill is applied right after.
+        let driver = self.spec.driver.clone();
+        let mut start = driver.start(config);
+        let mut pending_kill: Option<Kill> = None;
+        let mut open = true;
+        let started = loop {
+            tokio::select! {
+                r = &mut start => break r,
+                cmd = self.commands.recv(), if open => match cmd {
+                    None => open = false,
+                    Some(TaskCommand::Kill { reason, done }) => pending_kill = Some((reason, done)),
+                    Some(TaskCommand::Event(e)) => self.emit(e),
+                    Some(TaskCommand::Start) => {}
+                    Some(TaskCommand::Restart { done, .. } | TaskCommand::Signal { done, .. }) => {
+                        let _ = done.send(Err("Task not running".to_owned()));
+                    }
+                },
             }
         };
         match started {
             Ok(handle) => {
-                self.handle = Some(handle);
+                self.handle = Some(handle.clone());
                 self.update(|s| events::set_state(s, STATE_RUNNING, false));
                 self.emit(events::started());
+                if let Some((reason, done)) = pending_kill {
+                    if let Some(e) = reason {
+                        self.emit(e);
+                    }
+                    self.stop_task(&handle, "").await;
+                    handle.destroy();
+                    self.handle = None;
+                    self.emit(events::killed(""));
+                    self.update(|s| events::set_state(s, STATE_DEAD, false));
+                    let _ = done.send(());
+                    return Step::Stop;
+                }
                 if self.follow().await {
                     Step::Continue
                 } else {
@@ -271,24 +294,18 @@ impl Runner {
             }
             Err(e) => {
                 self.emit(events::driver_failure(&e.to_string()));
+                if let Some((reason, done)) = pending_kill {
+                    if let Some(e) = reason {
+                        self.emit(e);
+                    }
+                    self.update(|s| events::set_state(s, STATE_DEAD, false));
+                    let _ = done.send(());
+                    return Step::Stop;
+                }
                 let recoverable = !matches!(e, DriverError::Config(_));
                 self.decide(Outcome::StartFailed { recoverable }).await
             }
         }
-    }
-
-    async fn killed_while_starting(
-        &mut self,
-        kill: Option<(Option<caravan_structs::TaskEvent>, oneshot::Sender<()>)>,
-    ) -> Step {
-        if let Some((reason, done)) = kill {
-            if let Some(e) = reason {
-                self.emit(e);
-            }
-            self.update(|s| events::set_state(s, STATE_DEAD, false));
-            let _ = done.send(());
-        }
-        Step::Stop
     }
 
     /// Follows a running task; true when it should start again.
