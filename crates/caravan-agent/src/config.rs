@@ -7,7 +7,8 @@ use std::path::PathBuf;
 pub struct AgentConfig {
     /// Servers' gRPC addresses (host:port).
     pub servers: Vec<String>,
-    /// Where the agent keeps its node identity (and, later, allocation directories).
+    /// Where the agent keeps its node identity, allocation directories (`alloc/`) and local
+    /// state (`client/`).
     pub data_dir: PathBuf,
     pub node_name: String,
     pub datacenter: String,
