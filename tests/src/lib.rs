@@ -28,6 +28,7 @@ pub use caravan_test_utils::{Process, TestDatabase, free_port, wait_for, wait_fo
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
+pub mod private_pg;
 pub mod sim;
 
 /// How long a cluster may take to start (generous: the CI machine runs four clusters at once
@@ -204,6 +205,16 @@ impl PgCluster {
         ephemeral_tasks: bool,
     ) -> anyhow::Result<PgCluster> {
         let db = TestDatabase::create().await?;
+        PgCluster::start_on(db, server_extra, agent_extra, ephemeral_tasks).await
+    }
+
+    /// As [`PgCluster::start_full`] on a database the caller made (e.g. on a private cluster).
+    pub async fn start_on(
+        db: TestDatabase,
+        server_extra: &[&str],
+        agent_extra: &[&str],
+        ephemeral_tasks: bool,
+    ) -> anyhow::Result<PgCluster> {
         let rpc_port = free_port();
         let http_port = free_port();
         let rpc_addr = format!("127.0.0.1:{rpc_port}");

@@ -1,5 +1,6 @@
 //! Real client agents on PostgreSQL (issue 4): an agent killed with SIGKILL re-attaches to its
-//! running tasks, status reports ride out a server restart, and several agents on one machine
+//! running tasks, status reports ride out a server restart and a PostgreSQL restart (on a
+//! cluster of the test's own), and several agents on one machine
 //! share placements, drain migrations and lost-node replacements — all with real processes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -337,4 +338,34 @@ async fn several_agents_share_placements_drains_and_lost_nodes() {
         node_doc(&c.client, &victim).await.unwrap()["Status"],
         "down"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reports_ride_out_a_postgres_restart() {
+    let pg = caravan_tests::private_pg::PrivatePostgres::start().unwrap();
+    let db = TestDatabase::create_on(&pg.admin_url()).await.unwrap();
+    let c = PgCluster::start_on(db, &[], &[], true).await.unwrap();
+    register(
+        &c.client,
+        job("through-pg", "batch", 1, "sleep 1; echo done"),
+    )
+    .await;
+    wait_allocs(&c.client, "through-pg", "the task to run", |a| {
+        running(a).len() == 1
+    })
+    .await;
+    // The database goes away while the task finishes: the report is held (by the server's
+    // writer, or by the agent's retries) until the database is back, and not lost.
+    pg.stop().unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    pg.start_again().unwrap();
+    let allocs = wait_allocs(
+        &c.client,
+        "through-pg",
+        "the completion to be reported",
+        |a| a.len() == 1 && a[0]["ClientStatus"] == "complete",
+    )
+    .await;
+    assert_eq!(allocs[0]["TaskStates"]["t"]["State"], "dead");
+    assert_eq!(allocs[0]["TaskStates"]["t"]["Failed"], false);
 }

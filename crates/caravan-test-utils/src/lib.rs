@@ -93,7 +93,12 @@ impl TestDatabase {
     ///
     /// When `CARAVAN_TEST_DATABASE_URL` is not set (see [`postgres_admin_url`]).
     pub async fn create() -> anyhow::Result<TestDatabase> {
-        let admin_url = postgres_admin_url();
+        TestDatabase::create_on(&postgres_admin_url()).await
+    }
+
+    /// Creates a new database on the cluster at `admin_url` (a superuser URL).
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<TestDatabase> {
+        let admin_url = admin_url.to_owned();
         let name = format!("caravan_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin_url)
             .await
