@@ -575,12 +575,10 @@ async fn a_dead_leader_or_a_failed_sibling_stops_the_group() {
     let bad = task("bad", "sleep 0.2; exit 1");
     let sibling = task("sibling", "while :; do sleep 0.1; done");
     register(&c.client, group_job("sibling", "batch", vec![bad, sibling])).await;
-    let a = wait_alloc(
-        &c.client,
-        "sibling",
-        "the group to fail",
-        status_is("failed"),
-    )
+    // Failed as soon as `bad` fails; the sibling is killed right after.
+    let a = wait_alloc(&c.client, "sibling", "the group to fail", |a| {
+        a["ClientStatus"] == "failed" && a["TaskStates"]["sibling"]["State"] == "dead"
+    })
     .await;
     let events = a["TaskStates"]["sibling"]["Events"]
         .as_array()
@@ -913,6 +911,9 @@ async fn the_agent_collects_terminal_allocations_beyond_its_limit() {
     let mock = json!({"Name": "m", "Driver": "mock_driver", "Config": {"run_for": "10ms"}, "Resources": {"CPU": 1, "MemoryMB": 10}});
     let mut job = group_job("many", "batch", vec![mock]);
     job["TaskGroups"][0]["Count"] = json!(60);
+    // Small disks: 60 of the default 300 MB could exceed a test machine's free disk.
+    job["TaskGroups"][0]["EphemeralDisk"] = json!({"SizeMB": 10});
+    job["TaskGroups"][0]["Tasks"][0]["LogConfig"] = json!({"MaxFiles": 1, "MaxFileSizeMB": 1});
     register(&c.client, job).await;
     wait_for("60 completed allocations", WAIT, || async {
         let all = job_allocs(&c.client, "many").await;

@@ -15,6 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use caravan_drivers::Drivers;
 use caravan_proto::v1::client_allocs_server::ClientAllocsServer;
+use caravan_proto::v1::client_fs_server::ClientFsServer;
 use caravan_structs::Node;
 
 use crate::allocs::manager::AllocManager;
@@ -24,6 +25,7 @@ use crate::allocs::service::ClientAllocsService;
 use crate::allocs::store::LocalState;
 use crate::config::AgentConfig;
 use crate::fingerprint::{self, FingerprintConfig};
+use crate::fs::ClientFsService;
 use crate::identity::{self, Identity};
 use crate::node::{build_node, driver_probes};
 
@@ -155,6 +157,7 @@ pub async fn run(
         .add_service(ClientAllocsServer::new(ClientAllocsService::new(
             manager.clone(),
         )))
+        .add_service(ClientFsServer::new(ClientFsService::new(manager.clone())))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     let background = tokio::spawn(reporter.clone().run(channel.clone(), identity.clone()));
     let result = tokio::select! {

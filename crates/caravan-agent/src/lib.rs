@@ -16,6 +16,7 @@ pub mod allocs;
 pub mod client;
 pub mod config;
 pub mod fingerprint;
+pub mod fs;
 pub mod identity;
 pub mod node;
 pub mod taskenv;

@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::Predicate as _;
 use tower_http::compression::predicate::SizeAbove;
 
 /// Request bodies larger than this are refused with 413 unless configured otherwise.
@@ -163,7 +164,16 @@ pub fn app(state: AppState) -> Router {
                 .gzip(true)
                 // JSON compresses well even at the fastest level, which costs far less CPU.
                 .quality(CompressionLevel::Fastest)
-                .compress_when(SizeAbove::new(0)),
+                // Streams (marked for proxies with X-Accel-Buffering) would be held back
+                // by the encoder's buffer: they go out as they come.
+                .compress_when(SizeAbove::new(0).and(
+                    |_: http::StatusCode,
+                     _: http::Version,
+                     h: &http::HeaderMap,
+                     _: &http::Extensions| {
+                        !h.contains_key("x-accel-buffering")
+                    },
+                )),
         )
 }
 

@@ -68,6 +68,14 @@ impl AllocManager {
             .and_then(|r| r.get(alloc_id).cloned())
     }
 
+    /// Whether this agent garbage-collected the allocation (its files are gone).
+    pub fn was_collected(&self, alloc_id: &str) -> bool {
+        self.inner
+            .collected
+            .lock()
+            .is_ok_and(|c| c.contains(alloc_id))
+    }
+
     pub fn runners(&self) -> Vec<Arc<AllocRunner>> {
         self.inner
             .runners

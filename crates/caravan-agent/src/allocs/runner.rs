@@ -124,6 +124,8 @@ pub struct AllocRunner {
     dir: AllocDir,
     /// When the allocation became terminal on this node (for garbage collection order).
     terminal_since: Arc<Mutex<Option<Instant>>>,
+    /// The group's tasks as placed (names, drivers, log settings).
+    tasks: Vec<Task>,
 }
 
 impl AllocRunner {
@@ -202,6 +204,7 @@ impl AllocRunner {
                 ),
             });
         }
+        let group_tasks = group.tasks.clone().unwrap_or_default();
         let (view_tx, view_rx) = watch::channel(client_view(&alloc, &entries, None));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let terminal_since = Arc::new(Mutex::new(None));
@@ -228,6 +231,7 @@ impl AllocRunner {
             view: view_rx,
             dir,
             terminal_since,
+            tasks: group_tasks,
         })
     }
 
@@ -238,6 +242,11 @@ impl AllocRunner {
 
     pub fn dir(&self) -> &AllocDir {
         &self.dir
+    }
+
+    /// A task of the allocation's group, as placed.
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.name == name)
     }
 
     pub fn terminal_since(&self) -> Option<Instant> {

@@ -15,7 +15,10 @@ use crate::error::ApiError;
 use crate::query::{Query, UuidPath, validate_uuid};
 use crate::response::JsonResponse;
 
-async fn alloc_target(state: &AppState, alloc_id: &str) -> Result<AgentTarget, ApiError> {
+pub(super) async fn alloc_target(
+    state: &AppState,
+    alloc_id: &str,
+) -> Result<AgentTarget, ApiError> {
     validate_uuid(alloc_id, "alloc")?;
     let alloc = agents::alloc(state, alloc_id).await?;
     agents::node_agent(state, &alloc.node_id).await

@@ -4,6 +4,7 @@
 mod agent;
 mod allocs;
 mod client_allocs;
+mod client_fs;
 mod deployments;
 mod evals;
 mod jobs;
@@ -286,6 +287,49 @@ fn table() -> RouteTable {
             "/v1/client/gc",
             NodeWrite,
             handler!(GET_PUT_POST, client_allocs::gc_all),
+        )
+        // Allocation files and logs (seeds/003), served by the agent holding the allocation.
+        .route(
+            GET,
+            "/v1/client/fs/ls/{alloc_id}",
+            Namespace("read-fs"),
+            handler!(GET, client_fs::ls),
+        )
+        .route(
+            GET,
+            "/v1/client/fs/stat/{alloc_id}",
+            Namespace("read-fs"),
+            handler!(GET, client_fs::stat),
+        )
+        .route(
+            GET,
+            "/v1/client/fs/cat/{alloc_id}",
+            Namespace("read-fs"),
+            handler!(GET, client_fs::cat),
+        )
+        .route(
+            GET,
+            "/v1/client/fs/readat/{alloc_id}",
+            Namespace("read-fs"),
+            handler!(GET, client_fs::readat),
+        )
+        .route(
+            GET,
+            "/v1/client/fs/stream/{alloc_id}",
+            Namespace("read-fs"),
+            handler!(GET, client_fs::stream),
+        )
+        .route(
+            GET,
+            "/v1/client/fs/logs/{alloc_id}",
+            Namespace("read-logs"),
+            handler!(GET, client_fs::logs),
+        )
+        .route(
+            GET,
+            "/v1/client/fs/{*rest}",
+            Namespace("read-fs"),
+            handler!(GET, client_fs::unknown),
         )
         // What clients probe first.
         .route(
