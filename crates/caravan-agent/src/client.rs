@@ -16,6 +16,7 @@ use tonic::transport::{Channel, Endpoint};
 use caravan_drivers::Drivers;
 use caravan_proto::v1::client_allocs_server::ClientAllocsServer;
 use caravan_proto::v1::client_fs_server::ClientFsServer;
+use caravan_proto::v1::client_stats_server::ClientStatsServer;
 use caravan_structs::Node;
 
 use crate::allocs::manager::AllocManager;
@@ -28,6 +29,8 @@ use crate::fingerprint::{self, FingerprintConfig};
 use crate::fs::ClientFsService;
 use crate::identity::{self, Identity};
 use crate::node::{build_node, driver_probes};
+use crate::stats_service::ClientStatsService;
+use crate::{metadata, stats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -153,11 +156,20 @@ pub async fn run(
     if restored > 0 {
         tracing::info!(restored, "restored allocations from the local state");
     }
+    let node_meta = metadata::NodeMeta::load(&cfg.data_dir, cfg.meta.clone());
+    let stats_service = ClientStatsService::new(
+        manager.clone(),
+        stats::HostSampler::start(node.clone(), cfg.data_dir.join("alloc")),
+        stats::AllocStats::new(node.clone()),
+        node_meta.clone(),
+    );
+    let meta_sync = tokio::spawn(metadata::sync(node_meta, channel.clone(), node.clone()));
     let rpc = tonic::transport::Server::builder()
         .add_service(ClientAllocsServer::new(ClientAllocsService::new(
             manager.clone(),
         )))
         .add_service(ClientFsServer::new(ClientFsService::new(manager.clone())))
+        .add_service(ClientStatsServer::new(stats_service))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     let background = tokio::spawn(reporter.clone().run(channel.clone(), identity.clone()));
     let result = tokio::select! {
@@ -169,6 +181,7 @@ pub async fn run(
         stop_all(&manager, &reporter).await;
     }
     background.abort();
+    meta_sync.abort();
     result
 }
 
@@ -200,7 +213,9 @@ async fn fingerprint_node(
     let fp = tokio::task::spawn_blocking(move || fingerprint::fingerprint(&probe_cfg))
         .await
         .map_err(|e| AgentError::Serve(format!("fingerprinting task failed: {e}")))??;
-    Ok(build_node(cfg, identity, &fp))
+    let mut node = build_node(cfg, identity, &fp);
+    metadata::overlay(&mut node, &cfg.data_dir);
+    Ok(node)
 }
 
 async fn lifecycle(

@@ -10,6 +10,8 @@
 //! - [`allocs`]: allocation and task runners, allocation directories, local state, status
 //!   reports, the agent's lifecycle gRPC service.
 //! - [`taskenv`]: the task environment and `${...}` interpolation.
+//! - [`stats`], [`metadata`], [`stats_service`]: host and allocation resource usage, the
+//!   node's dynamic metadata, and their gRPC service.
 //! - [`config`]: the agent's configuration.
 
 pub mod allocs;
@@ -18,7 +20,10 @@ pub mod config;
 pub mod fingerprint;
 pub mod fs;
 pub mod identity;
+pub mod metadata;
 pub mod node;
+pub mod stats;
+pub mod stats_service;
 pub mod taskenv;
 
 pub use allocs::manager::GcLimits;

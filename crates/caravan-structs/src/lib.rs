@@ -20,6 +20,8 @@
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
+//! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
+//!   re-exported at the root).
 //! - [`resources`]: resource shapes shared by jobs, allocations and nodes (`Resources`,
 //!   `NetworkResource`, `Port`).
 //! - [`error`]: `ErrorCode`, the one table of error kinds → HTTP status and wire name.
@@ -57,6 +59,7 @@ pub mod job_defaults;
 pub mod node;
 pub mod resources;
 pub mod service;
+pub mod stats;
 pub mod time;
 
 pub use alloc::*;

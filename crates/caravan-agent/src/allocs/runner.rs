@@ -126,6 +126,8 @@ pub struct AllocRunner {
     terminal_since: Arc<Mutex<Option<Instant>>>,
     /// The group's tasks as placed (names, drivers, log settings).
     tasks: Vec<Task>,
+    /// The task runners (their handles, for stats).
+    task_runners: Vec<Arc<TaskRunner>>,
 }
 
 impl AllocRunner {
@@ -205,6 +207,7 @@ impl AllocRunner {
             });
         }
         let group_tasks = group.tasks.clone().unwrap_or_default();
+        let task_runners = entries.iter().map(|e| e.runner.clone()).collect();
         let (view_tx, view_rx) = watch::channel(client_view(&alloc, &entries, None));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let terminal_since = Arc::new(Mutex::new(None));
@@ -232,6 +235,7 @@ impl AllocRunner {
             dir,
             terminal_since,
             tasks: group_tasks,
+            task_runners,
         })
     }
 
@@ -247,6 +251,14 @@ impl AllocRunner {
     /// A task of the allocation's group, as placed.
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// Each task's name and, while it runs, its driver handle.
+    pub fn task_handles(&self) -> Vec<(String, Option<Arc<dyn TaskHandle>>)> {
+        self.task_runners
+            .iter()
+            .map(|r| (r.name.clone(), r.handle()))
+            .collect()
     }
 
     pub fn terminal_since(&self) -> Option<Instant> {

@@ -60,6 +60,8 @@ pub struct TaskRunner {
     pub name: String,
     commands: mpsc::UnboundedSender<TaskCommand>,
     state: Arc<Mutex<TaskState>>,
+    /// The running task's handle, as of the latest state change (stats).
+    handle: Arc<Mutex<Option<Arc<dyn TaskHandle>>>>,
 }
 
 impl TaskRunner {
@@ -81,7 +83,9 @@ impl TaskRunner {
             }
         };
         let shared = Arc::new(Mutex::new(state));
+        let published = Arc::new(Mutex::new(None));
         let runner = Runner {
+            published: published.clone(),
             spec: spec.clone(),
             prepare,
             observer,
@@ -102,7 +106,13 @@ impl TaskRunner {
             name: spec.name,
             commands: tx,
             state: shared,
+            handle: published,
         }
+    }
+
+    /// The handle of the task while it runs (stale for a moment around a state change).
+    pub fn handle(&self) -> Option<Arc<dyn TaskHandle>> {
+        self.handle.lock().ok().and_then(|h| h.clone())
     }
 
     pub fn state(&self) -> TaskState {
@@ -140,6 +150,8 @@ struct Runner {
     observer: Arc<dyn TaskObserver>,
     state: Arc<Mutex<TaskState>>,
     handle: Option<Arc<dyn TaskHandle>>,
+    /// `handle` as the outside sees it, refreshed on every state change.
+    published: Arc<Mutex<Option<Arc<dyn TaskHandle>>>>,
     commands: mpsc::UnboundedReceiver<TaskCommand>,
     /// The gate is open.
     open: bool,
@@ -166,6 +178,9 @@ impl Runner {
             }
             Err(_) => return,
         };
+        if let Ok(mut p) = self.published.lock() {
+            p.clone_from(&self.handle);
+        }
         let handle = self.handle.as_ref().map(|h| h.state());
         self.observer
             .changed(&self.spec.name, &snapshot, handle.as_ref());

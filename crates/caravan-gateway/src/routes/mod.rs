@@ -5,6 +5,7 @@ mod agent;
 mod allocs;
 mod client_allocs;
 mod client_fs;
+mod client_stats;
 mod deployments;
 mod evals;
 mod jobs;
@@ -33,6 +34,8 @@ pub struct RouteSpec {
 const GET: &[Method] = &[Method::GET];
 const PUT_POST: &[Method] = &[Method::PUT, Method::POST];
 const DELETE: &[Method] = &[Method::DELETE];
+/// Only POST (PUT is refused, as by Nomad's metadata endpoint).
+const POST: &[Method] = &[Method::POST];
 /// Endpoints Nomad serves on any method.
 const GET_PUT_POST: &[Method] = &[Method::GET, Method::PUT, Method::POST];
 
@@ -288,6 +291,31 @@ fn table() -> RouteTable {
             NodeWrite,
             handler!(GET_PUT_POST, client_allocs::gc_all),
         )
+        // Resource usage and node metadata, served by the node's agent (seeds/003).
+        .route(
+            GET_PUT_POST,
+            "/v1/client/stats",
+            NodeRead,
+            handler!(GET_PUT_POST, client_stats::host_stats),
+        )
+        .route(
+            GET_PUT_POST,
+            "/v1/client/allocation/{alloc_id}/stats",
+            Namespace("read-job"),
+            handler!(GET_PUT_POST, client_stats::alloc_stats),
+        )
+        .route(
+            GET,
+            "/v1/client/metadata",
+            NodeRead,
+            handler!(GET, client_stats::read_metadata),
+        )
+        .route(
+            POST,
+            "/v1/client/metadata",
+            NodeWrite,
+            handler!(POST, client_stats::update_metadata),
+        )
         // Allocation files and logs (seeds/003), served by the agent holding the allocation.
         .route(
             GET,
@@ -438,6 +466,20 @@ mod tests {
             );
         }
         assert_eq!(cap("/v1/jobs"), Capability::Namespace("list-jobs"));
+        assert_eq!(cap("/v1/client/stats"), Capability::NodeRead);
+        assert_eq!(
+            cap("/v1/client/allocation/{alloc_id}/stats"),
+            Capability::Namespace("read-job")
+        );
+        let meta = |m: Method| {
+            specs
+                .iter()
+                .find(|s| s.path == "/v1/client/metadata" && s.methods.contains(&m))
+                .map(|s| s.capability)
+        };
+        assert_eq!(meta(Method::GET), Some(Capability::NodeRead));
+        assert_eq!(meta(Method::POST), Some(Capability::NodeWrite));
+        assert_eq!(meta(Method::PUT), None);
         let mut routes: Vec<_> = specs
             .iter()
             .flat_map(|s| s.methods.iter().map(move |m| (s.path, m.as_str())))
