@@ -21,20 +21,23 @@ use caravan_proto::v1::{
 use caravan_proto::{ErrorCode, to_status};
 use caravan_structs::Time;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::allocs::events::STATE_DEAD;
 use crate::allocs::manager::AllocManager;
 use crate::allocs::runner::AllocRunner;
+use crate::fswatch::DirWatcher;
 
 /// Largest data of one frame or chunk (Nomad's 64 KiB frames).
 const CHUNK: usize = 64 * 1024;
 /// Frames a stream may have in flight: the back-pressure window.
 const WINDOW: usize = 8;
-/// How often a followed file is looked at again.
+/// How often a followed file is looked at again when no change notification comes (and
+/// always, where inotify is unavailable).
 const POLL: Duration = Duration::from_millis(100);
+const POLL_WITH_NOTIFY: Duration = Duration::from_millis(500);
 /// An empty frame at least this often while a stream is idle (Nomad's rate).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -239,11 +242,15 @@ fn check_readable(rel: &Path) -> Result<(), Status> {
 
 pub struct ClientFsService {
     manager: AllocManager,
+    watcher: DirWatcher,
 }
 
 impl ClientFsService {
     pub fn new(manager: AllocManager) -> ClientFsService {
-        ClientFsService { manager }
+        ClientFsService {
+            manager,
+            watcher: DirWatcher::start(),
+        }
     }
 
     fn runner(&self, alloc_id: &str) -> Result<Arc<AllocRunner>, Status> {
@@ -415,9 +422,18 @@ impl ClientFs for ClientFsService {
         };
         let (tx, rx) = mpsc::channel(WINDOW);
         let follow = req.follow;
+        let wake = if follow {
+            resolved
+                .host
+                .parent()
+                .and_then(|d| self.watcher.subscribe(d))
+        } else {
+            None
+        };
         tokio::spawn(async move {
             let file = resolved.rel.to_string_lossy().into_owned();
-            let _ = follow_file(&tx, &resolved.host, &file, start, follow, None).await;
+            let mut wake = wake;
+            let _ = follow_file(&tx, &resolved.host, &file, start, follow, None, &mut wake).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -466,7 +482,13 @@ impl ClientFs for ClientFsService {
         let offset = u64::try_from(req.offset).map_err(|_| bad("offset must not be negative"))?;
         let (index, pos) = log_start(&logs_dir, &prefix, &indexes, offset, req.origin_end)?;
         let (tx, rx) = mpsc::channel(WINDOW);
+        let wake = if req.follow {
+            self.watcher.subscribe(&logs_dir)
+        } else {
+            None
+        };
         let logs = LogStream {
+            wake,
             runner,
             task: req.task,
             dir: logs_dir,
@@ -528,6 +550,7 @@ async fn follow_file(
     mut pos: u64,
     follow: bool,
     stop: Option<&(dyn Fn() -> bool + Send + Sync)>,
+    wake: &mut Option<broadcast::Receiver<()>>,
 ) -> Option<u64> {
     let mut opened = tokio::fs::File::open(host).await.ok()?;
     opened.seek(SeekFrom::Start(pos)).await.ok()?;
@@ -599,16 +622,26 @@ async fn follow_file(
             tx.send(Ok(StreamFrame::default())).await.ok()?;
             last_sent = Instant::now();
         }
-        // Wake early when the reader leaves, so its file handle goes at once.
-        tokio::select! {
-            () = tokio::time::sleep(POLL) => {}
-            () = tx.closed() => return None,
+        // Wake on a change of the directory (or after a poll period), and early when the
+        // reader leaves, so its file handle goes at once.
+        match wake.as_mut() {
+            Some(rx) => tokio::select! {
+                _ = rx.recv() => {}
+                () = tokio::time::sleep(POLL_WITH_NOTIFY) => {}
+                () = tx.closed() => return None,
+            },
+            None => tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = tx.closed() => return None,
+            },
         }
     }
 }
 
 /// A task's logs across its rotated files.
 struct LogStream {
+    /// Changes of the logs directory (rotations, writes), when inotify is there.
+    wake: Option<broadcast::Receiver<()>>,
     runner: Arc<AllocRunner>,
     task: String,
     dir: PathBuf,
@@ -640,13 +673,19 @@ impl LogStream {
             .is_some_and(|s| s.state == STATE_DEAD)
     }
 
-    async fn run(self, tx: mpsc::Sender<Result<StreamFrame, Status>>, mut index: u64, pos: u64) {
+    async fn run(
+        mut self,
+        tx: mpsc::Sender<Result<StreamFrame, Status>>,
+        mut index: u64,
+        pos: u64,
+    ) {
         let mut pos = pos;
+        let mut wake = self.wake.take();
         loop {
             let file = format!("alloc/logs/{}{index}", self.prefix);
             let path = self.path(index);
             if !self.follow {
-                if follow_file(&tx, &path, &file, pos, false, None)
+                if follow_file(&tx, &path, &file, pos, false, None, &mut wake)
                     .await
                     .is_none()
                 {
@@ -663,7 +702,7 @@ impl LogStream {
             }
             // Following: this file until a newer one appears or the task is dead.
             let rotated = || self.next_index(index).is_some() || self.task_dead();
-            if follow_file(&tx, &path, &file, pos, true, Some(&rotated))
+            if follow_file(&tx, &path, &file, pos, true, Some(&rotated), &mut wake)
                 .await
                 .is_none()
             {

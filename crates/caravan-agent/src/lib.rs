@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod fingerprint;
 pub mod fs;
+pub mod fswatch;
 pub mod identity;
 pub mod metadata;
 pub mod node;
