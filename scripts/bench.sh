@@ -4,7 +4,7 @@
 # Not part of the test suite: run it by hand, on a quiet machine.
 #
 #   ./scripts/bench.sh                         # every benchmark, full size
-#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks)
+#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks, fs)
 #   CARAVAN_BENCH_DURATION=3s CARAVAN_BENCH_WAITERS=1000 ./scripts/bench.sh   # a quick smoke run
 #   CARAVAN_BENCH_PLACEMENTS="--nodes 500 --jobs 4 --count 500" ./scripts/bench.sh placements
 #
@@ -27,6 +27,8 @@
 #                              simulated nodes and 20 jobs x 5,000 allocations; see --help)
 #   CARAVAN_BENCH_TASKS        flags of the tasks benchmark (default: 200 latency jobs, 1,000
 #                              mock_driver and 200 raw_exec tasks on one agent; see --help)
+#   CARAVAN_BENCH_FS           flags of the fs benchmark (default: 1 GiB file and logs, 200
+#                              follow appends, 500 followers; see --help)
 #   CARAVAN_BENCH_WRK          1: also run wrk in the reads benchmark, installing the Debian
 #                              package when it is missing; 0: never; unset: only if installed
 #   CARAVAN_TEST_PG_BIN        the PostgreSQL bin dir (initdb, pg_ctl, postgres, pgbench)
@@ -40,17 +42,18 @@ NODES=${CARAVAN_BENCH_NODES:-10}
 CONNECTIONS=${CARAVAN_BENCH_CONNECTIONS:-64}
 read -r -a PLACEMENTS_ARGS <<<"${CARAVAN_BENCH_PLACEMENTS:-}"
 read -r -a TASKS_ARGS <<<"${CARAVAN_BENCH_TASKS:-}"
+read -r -a FS_ARGS <<<"${CARAVAN_BENCH_FS:-}"
 
 if [[ $# -eq 0 ]]; then
-  BENCHES=(writes wakeups reads placements tasks)
+  BENCHES=(writes wakeups reads placements tasks fs)
 else
   BENCHES=("$@")
 fi
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-  writes | wakeups | reads | placements | tasks) ;;
+  writes | wakeups | reads | placements | tasks | fs) ;;
   *)
-    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements or tasks)" >&2
+    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements, tasks or fs)" >&2
     exit 2
     ;;
   esac
@@ -122,7 +125,15 @@ if wants tasks; then
   [[ -x "$TASKS_BIN" ]] || die "the tasks benchmark was not built"
 fi
 
-if wants writes || wants placements || wants tasks; then
+FS_BIN=""
+if wants fs; then
+  section "Build: cargo bench -p caravan-tests --bench fs --no-run"
+  FS_BIN=$(cargo bench -p caravan-tests --bench fs --no-run 2>&1 | tee /dev/stderr |
+    sed -n 's/.*Executable .* (\(.*\))$/\1/p' | tail -n 1) || die "build failed"
+  [[ -x "$FS_BIN" ]] || die "the fs benchmark was not built"
+fi
+
+if wants writes || wants placements || wants tasks || wants fs; then
   section "PostgreSQL: throwaway cluster"
   start_postgres
 fi
@@ -172,6 +183,14 @@ run_tasks() {
   fi
 }
 
+run_fs() {
+  section "Benchmark: fs"
+  echo "+ fs --summary <file> ${FS_ARGS[*]}"
+  if ! "$FS_BIN" --summary "$SUMMARY" "${FS_ARGS[@]}"; then
+    failed+=(fs)
+  fi
+}
+
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
   writes) run_bench writes --duration "$DURATION" ;;
@@ -179,6 +198,7 @@ for bench in "${BENCHES[@]}"; do
   reads) run_bench reads --duration "$DURATION" --connections "$CONNECTIONS" "${WRK_ARGS[@]}" ;;
   placements) run_placements ;;
   tasks) run_tasks ;;
+  fs) run_fs ;;
   esac
 done
 
