@@ -18,10 +18,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use caravan_test_utils::DATABASE_URL_ENV;
-use caravan_tests::{
-    Client, Process, QueryOptions, TempDir, TestDatabase, api, free_port, wait_for,
-};
+use caravan_tests::bench::{AgentCluster, usage};
+use caravan_tests::{QueryOptions, api, wait_for};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -111,99 +109,10 @@ async fn main() -> ExitCode {
     }
 }
 
-struct Cluster {
-    client: Client,
-    url: String,
-    agent: Process,
-    gateway: Process,
-    agent_dir: TempDir,
-    _server: Process,
-    _server_dir: TempDir,
-    _db: Option<TestDatabase>,
-}
-
-fn spawn(args: &[&str]) -> anyhow::Result<Process> {
-    Process::spawn(args, &[("RUST_LOG", "warn"), ("NO_COLOR", "1")])
-}
+type Cluster = AgentCluster;
 
 async fn start() -> anyhow::Result<Cluster> {
-    let rpc_addr = format!("127.0.0.1:{}", free_port());
-    let http = free_port();
-    let http_addr = format!("127.0.0.1:{http}");
-    let server_dir = TempDir::new("bench-fs-server")?;
-    let db = match std::env::var(DATABASE_URL_ENV) {
-        Ok(_) => Some(TestDatabase::create().await?),
-        Err(_) => None,
-    };
-    let (rpc_host, rpc_port) = rpc_addr.rsplit_once(':').context("addr")?;
-    let mut server_args = vec!["server", "-bind", rpc_host, "-rpc-port", rpc_port];
-    let data_dir = server_dir.path_str();
-    match &db {
-        Some(db) => server_args.extend(["-database-url", db.url.as_str()]),
-        None => server_args.extend(["-data-dir", data_dir.as_str()]),
-    }
-    let server = spawn(&server_args)?;
-    let http_s = http.to_string();
-    let gateway = spawn(&[
-        "gateway",
-        "-servers",
-        &rpc_addr,
-        "-bind",
-        "127.0.0.1",
-        "-http-port",
-        &http_s,
-    ])?;
-    let agent_dir = TempDir::new("bench-fs-agent")?;
-    let agent_port = free_port().to_string();
-    let agent = spawn(&[
-        "agent",
-        "-servers",
-        &rpc_addr,
-        "-data-dir",
-        &agent_dir.path_str(),
-        "-bind",
-        "127.0.0.1",
-        "-agent-port",
-        &agent_port,
-        "-http-advertise",
-        &http_addr,
-        "-ephemeral-tasks",
-        "-gc-disk-usage-threshold",
-        "100",
-    ])?;
-    let url = format!("http://{http_addr}");
-    let client = Client::new(url.clone())?;
-    wait_for("the node to be ready", Duration::from_secs(60), || async {
-        let (nodes, _) = client.nodes().list(&QueryOptions::new()).await?;
-        Ok(nodes.iter().any(|n| n.status == "ready"))
-    })
-    .await?;
-    Ok(Cluster {
-        client,
-        url,
-        agent,
-        gateway,
-        agent_dir,
-        _server: server,
-        _server_dir: server_dir,
-        _db: db,
-    })
-}
-
-/// Resident memory (KiB) and CPU ticks of a process.
-fn usage(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("VmRSS")?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let f: Vec<&str> = stat[stat.rfind(')').context("stat")? + 2..]
-        .split(' ')
-        .collect();
-    Ok((rss, f[11].parse::<u64>()? + f[12].parse::<u64>()?))
+    AgentCluster::start().await
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -235,7 +144,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<Vec<String>>> {
     );
     let job = json!({
         "ID": "fsbench", "Type": "service", "Datacenters": ["*"],
-        "TaskGroups": [{"Name": "g", "EphemeralDisk": {"SizeMB": args.size_mib * 3 + 100},
+        "TaskGroups": [{"Name": "g", "EphemeralDisk": {"SizeMB": args.size_mib * 2 + (args.size_mib / 100 + 2) * 100 + 100},
             "Tasks": [{"Name": "t", "Driver": "raw_exec",
                 "Config": {"command": "/bin/sh", "args": ["-c", script]},
                 "LogConfig": {"MaxFiles": (args.size_mib / 100 + 2), "MaxFileSizeMB": 100},

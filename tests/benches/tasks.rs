@@ -20,11 +20,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
-use caravan_test_utils::DATABASE_URL_ENV;
-use caravan_tests::{
-    Client, Process, QueryOptions, TempDir, TestDatabase, api, free_port, wait_for,
-};
+use anyhow::{anyhow, bail};
+use caravan_tests::bench::{AgentCluster, usage};
+use caravan_tests::{Client, QueryOptions, api, wait_for};
 use serde_json::{Value, json};
 
 const USAGE: &str = "\
@@ -98,80 +96,10 @@ async fn main() -> ExitCode {
     }
 }
 
-struct Cluster {
-    client: Client,
-    agent: Process,
-    _server: Process,
-    _gateway: Process,
-    _dirs: Vec<TempDir>,
-    _db: Option<TestDatabase>,
-}
-
-fn spawn(args: &[&str]) -> anyhow::Result<Process> {
-    Process::spawn(args, &[("RUST_LOG", "warn"), ("NO_COLOR", "1")])
-}
+type Cluster = AgentCluster;
 
 async fn start() -> anyhow::Result<Cluster> {
-    let rpc = free_port();
-    let http = free_port();
-    let rpc_addr = format!("127.0.0.1:{rpc}");
-    let http_addr = format!("127.0.0.1:{http}");
-    let server_dir = TempDir::new("bench-server")?;
-    let db = match std::env::var(DATABASE_URL_ENV) {
-        Ok(_) => Some(TestDatabase::create().await?),
-        Err(_) => None,
-    };
-    let store: Vec<String> = match &db {
-        Some(db) => vec!["-database-url".into(), db.url.clone()],
-        None => vec!["-data-dir".into(), server_dir.path_str()],
-    };
-    let mut server_args = vec!["server", "-bind", "127.0.0.1"];
-    let rpc_s = rpc.to_string();
-    server_args.extend(["-rpc-port", &rpc_s]);
-    server_args.extend(store.iter().map(String::as_str));
-    let server = spawn(&server_args)?;
-    let http_s = http.to_string();
-    let gateway = spawn(&[
-        "gateway",
-        "-servers",
-        &rpc_addr,
-        "-bind",
-        "127.0.0.1",
-        "-http-port",
-        &http_s,
-    ])?;
-    let agent_dir = TempDir::new("bench-agent")?;
-    let agent_port = free_port().to_string();
-    let agent = spawn(&[
-        "agent",
-        "-servers",
-        &rpc_addr,
-        "-data-dir",
-        &agent_dir.path_str(),
-        "-bind",
-        "127.0.0.1",
-        "-agent-port",
-        &agent_port,
-        "-http-advertise",
-        &http_addr,
-        "-ephemeral-tasks",
-        "-gc-disk-usage-threshold",
-        "100",
-    ])?;
-    let client = Client::new(format!("http://{http_addr}"))?;
-    wait_for("the node to be ready", Duration::from_secs(60), || async {
-        let (nodes, _) = client.nodes().list(&QueryOptions::new()).await?;
-        Ok(nodes.iter().any(|n| n.status == "ready"))
-    })
-    .await?;
-    Ok(Cluster {
-        client,
-        agent,
-        _server: server,
-        _gateway: gateway,
-        _dirs: vec![server_dir, agent_dir],
-        _db: db,
-    })
+    AgentCluster::start().await
 }
 
 async fn put_job(client: &Client, job: Value) -> anyhow::Result<()> {
@@ -213,23 +141,6 @@ fn with_small_logs(mut task: Value) -> Value {
 fn raw_task() -> Value {
     json!({"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["3600"]},
            "Resources": {"CPU": 1, "MemoryMB": 10}})
-}
-
-/// Resident memory (KiB) and CPU time (ticks) of a process.
-fn usage(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("VmRSS")?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat[stat.rfind(')').context("stat")? + 2..]
-        .split(' ')
-        .collect();
-    let ticks = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok((rss, ticks))
 }
 
 /// Proportional set size (KiB): resident memory with shared pages (the binary's code) divided

@@ -28,6 +28,7 @@ pub use caravan_test_utils::{Process, TestDatabase, free_port, wait_for, wait_fo
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
+pub mod bench;
 pub mod private_pg;
 pub mod sim;
 
