@@ -557,6 +557,7 @@ async fn follow_file(
     let mut buf = vec![0u8; CHUNK];
     let mut event = String::new();
     let mut last_sent = Instant::now();
+    let mut stopping = false;
     loop {
         let n = match opened.read(&mut buf).await {
             Ok(n) => n,
@@ -578,26 +579,15 @@ async fn follow_file(
             continue;
         }
         // At the end of what is there now.
-        if !follow {
+        if !follow || stopping {
             return Some(pos);
         }
         if let Some(stop) = stop
             && stop()
         {
-            // One more look: bytes written just before the stop condition held.
-            let n = opened.read(&mut buf).await.unwrap_or(0);
-            if n > 0 {
-                pos += n as u64;
-                let frame = StreamFrame {
-                    data: bytes::Bytes::copy_from_slice(&buf[..n]),
-                    file: file.to_owned(),
-                    file_event: String::new(),
-                    offset: i64::try_from(pos).unwrap_or(i64::MAX),
-                };
-                tx.send(Ok(frame)).await.ok()?;
-                continue;
-            }
-            return Some(pos);
+            // One more pass for bytes written just before the stop condition held.
+            stopping = true;
+            continue;
         }
         match tokio::fs::metadata(host).await {
             Err(_) => {

@@ -18,7 +18,7 @@ use super::client_allocs::alloc_target;
 use crate::AppState;
 use crate::agents::{AgentTarget, agent_error};
 use crate::error::ApiError;
-use crate::query::{Query, parse_go_bool};
+use crate::query::{Query, UuidPath, parse_go_bool};
 use crate::response::JsonResponse;
 
 fn client(
@@ -93,19 +93,16 @@ fn file_json(f: &v1::FileInfo, with_type: bool) -> Value {
 
 pub(super) async fn ls(
     State(state): State<AppState>,
-    Path(alloc_id): Path<String>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     let path = param(&q, "path")
         .filter(|p| !p.is_empty())
         .unwrap_or("/")
         .to_owned();
-    let target = alloc_target(&state, &alloc_id.to_ascii_lowercase()).await?;
+    let target = alloc_target(&state, &alloc_id).await?;
     let resp = client(&state, &target)?
-        .list_files(v1::FsPathRequest {
-            alloc_id: alloc_id.to_ascii_lowercase(),
-            path,
-        })
+        .list_files(v1::FsPathRequest { alloc_id, path })
         .await
         .map_err(|s| agent_error(&target, s))?
         .into_inner();
@@ -117,16 +114,13 @@ pub(super) async fn ls(
 
 pub(super) async fn stat(
     State(state): State<AppState>,
-    Path(alloc_id): Path<String>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     let path = required_path(&q)?;
-    let target = alloc_target(&state, &alloc_id.to_ascii_lowercase()).await?;
+    let target = alloc_target(&state, &alloc_id).await?;
     let resp = client(&state, &target)?
-        .stat_file(v1::FsPathRequest {
-            alloc_id: alloc_id.to_ascii_lowercase(),
-            path,
-        })
+        .stat_file(v1::FsPathRequest { alloc_id, path })
         .await
         .map_err(|s| agent_error(&target, s))?
         .into_inner();
@@ -170,10 +164,10 @@ async fn read(
     offset: i64,
     limit: i64,
 ) -> Result<Response, ApiError> {
-    let target = alloc_target(state, &alloc_id.to_ascii_lowercase()).await?;
+    let target = alloc_target(state, alloc_id).await?;
     let mut stream = client(state, &target)?
         .read_file(v1::ReadFileRequest {
-            alloc_id: alloc_id.to_ascii_lowercase(),
+            alloc_id: alloc_id.to_owned(),
             path,
             offset,
             limit,
@@ -209,7 +203,7 @@ async fn read(
 
 pub(super) async fn cat(
     State(state): State<AppState>,
-    Path(alloc_id): Path<String>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     let path = required_path(&q)?;
@@ -218,7 +212,7 @@ pub(super) async fn cat(
 
 pub(super) async fn readat(
     State(state): State<AppState>,
-    Path(alloc_id): Path<String>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     let path = required_path(&q)?;
@@ -266,9 +260,9 @@ fn frame_json(f: &v1::StreamFrame) -> Bytes {
     Bytes::from(Value::Object(m).to_string())
 }
 
-/// The frames of an agent stream as an HTTP body: JSON frames, or only the data with `plain`.
-/// An error after the first byte can only end the stream.
-fn frames_body(stream: tonic::Streaming<v1::StreamFrame>, plain: bool) -> Body {
+/// The frames of an agent stream as a streamed response: JSON frames, or with `plain` only the
+/// data, as untrusted text. An error after the first byte can only end the stream.
+fn frames_response(stream: tonic::Streaming<v1::StreamFrame>, plain: bool) -> Response {
     let bytes = stream
         .take_while(|r| futures::future::ready(r.is_ok()))
         .filter_map(move |r| {
@@ -279,22 +273,29 @@ fn frames_body(stream: tonic::Streaming<v1::StreamFrame>, plain: bool) -> Body {
             };
             futures::future::ready(out.map(Ok::<Bytes, std::io::Error>))
         });
-    Body::from_stream(bytes)
+    let mut resp = Response::new(Body::from_stream(bytes));
+    if plain {
+        streaming(&mut resp, "text/plain");
+        untrusted(&mut resp);
+    } else {
+        streaming(&mut resp, "application/json");
+    }
+    resp
 }
 
 pub(super) async fn stream(
     State(state): State<AppState>,
-    Path(alloc_id): Path<String>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     let path = required_path(&q)?;
     let follow = bool_param(&q, "follow", true)?;
     let offset = offset_param(&q)?;
     let origin_end = origin_end(&q)?;
-    let target = alloc_target(&state, &alloc_id.to_ascii_lowercase()).await?;
+    let target = alloc_target(&state, &alloc_id).await?;
     let frames = client(&state, &target)?
         .stream_file(v1::StreamFileRequest {
-            alloc_id: alloc_id.to_ascii_lowercase(),
+            alloc_id,
             path,
             offset,
             origin_end,
@@ -303,14 +304,12 @@ pub(super) async fn stream(
         .await
         .map_err(|s| agent_error(&target, s))?
         .into_inner();
-    let mut resp = Response::new(frames_body(frames, false));
-    streaming(&mut resp, "application/json");
-    Ok(resp)
+    Ok(frames_response(frames, false))
 }
 
 pub(super) async fn logs(
     State(state): State<AppState>,
-    Path(alloc_id): Path<String>,
+    Path(UuidPath(alloc_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
     // Nomad's order: task, then type, then the rest; all before looking the allocation up.
@@ -330,10 +329,10 @@ pub(super) async fn logs(
     let plain = bool_param(&q, "plain", false)?;
     let offset = offset_param(&q)?;
     let origin_end = origin_end(&q)?;
-    let target = alloc_target(&state, &alloc_id.to_ascii_lowercase()).await?;
+    let target = alloc_target(&state, &alloc_id).await?;
     let frames = client(&state, &target)?
         .stream_logs(v1::StreamLogsRequest {
-            alloc_id: alloc_id.to_ascii_lowercase(),
+            alloc_id,
             task,
             log_type,
             offset,
@@ -343,19 +342,7 @@ pub(super) async fn logs(
         .await
         .map_err(|s| agent_error(&target, s))?
         .into_inner();
-    let mut resp = Response::new(frames_body(frames, plain));
-    streaming(
-        &mut resp,
-        if plain {
-            "text/plain"
-        } else {
-            "application/json"
-        },
-    );
-    if plain {
-        untrusted(&mut resp);
-    }
-    Ok(resp)
+    Ok(frames_response(frames, plain))
 }
 
 /// Any other `/v1/client/fs/...` path: Nomad's 404 "Invalid method", or a 400 when the
