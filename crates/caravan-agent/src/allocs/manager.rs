@@ -306,7 +306,7 @@ impl AllocManager {
                                         alloc.id.clone(),
                                         listed.get(&alloc.id).copied().unwrap_or(0),
                                     );
-                                    self.upsert(decode_version(&json, alloc));
+                                    self.upsert(with_job_version(alloc));
                                 }
                                 Err(e) => {
                                     tracing::warn!(error = %e, "undecodable allocation from the server")
@@ -335,7 +335,7 @@ impl AllocManager {
 }
 
 /// Allocations from the server carry their job version only in the attached job.
-fn decode_version(_json: &[u8], mut alloc: Allocation) -> Allocation {
+fn with_job_version(mut alloc: Allocation) -> Allocation {
     if let Some(job) = &alloc.job {
         alloc.job_version = job.version;
     }
