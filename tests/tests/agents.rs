@@ -77,10 +77,18 @@ fn pid_alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// SIGKILLs a process, and its process group when it leads one. Never through the `kill`
+/// binary: procps-ng 4.0.2 reads `kill -9 -<pgid>` as `kill(-<first digit>)`, and a group id
+/// starting with 1 then killed every process on the machine.
 fn kill9(pid: i32) {
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status();
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::Pid;
+    // 0 and 1 would mean "our own group" and "everyone".
+    if pid <= 1 {
+        return;
+    }
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -97,7 +105,6 @@ impl Drop for KillOnDrop {
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok())
             {
-                kill9(-pid);
                 kill9(pid);
             }
         }

@@ -230,9 +230,7 @@ fn run(spec: &LaunchSpec) -> Result<(), String> {
             while nix::unistd::getppid() == agent {
                 std::thread::sleep(Duration::from_millis(500));
             }
-            let task = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::killpg(task, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::signal::kill(task, nix::sys::signal::Signal::SIGKILL);
+            let _ = crate::process::signal_task(pid, nix::sys::signal::Signal::SIGKILL);
         });
     }
 

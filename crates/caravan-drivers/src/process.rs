@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt;
@@ -21,6 +21,16 @@ use crate::{DriverError, ExecProcess, ExecRequest, ExitResult, HandleState, Task
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a re-attached executor (not our child: no wait) is checked.
 const RECOVERED_POLL: Duration = Duration::from_millis(250);
+
+/// Signals a task's process group, or the task alone when it leads none. A pid of 0 or 1
+/// (a corrupt handle) is refused: as a group those mean "our own group" and "every process".
+pub(crate) fn signal_task(task_pid: i32, signal: Signal) -> nix::Result<()> {
+    if task_pid <= 1 {
+        return Err(nix::errno::Errno::ESRCH);
+    }
+    let pid = Pid::from_raw(task_pid);
+    nix::sys::signal::killpg(pid, signal).or_else(|_| nix::sys::signal::kill(pid, signal))
+}
 
 /// Starts executors: `<program> executor <spec.json>`.
 #[derive(Debug, Clone)]
@@ -197,7 +207,7 @@ async fn collect_exit(state: &ProcessState) -> ExitResult {
     if let Some(result) = read_exit(&state.exit_file) {
         return result;
     }
-    let _ = killpg(Pid::from_raw(state.task_pid), Signal::SIGKILL);
+    let _ = signal_task(state.task_pid, Signal::SIGKILL);
     ExitResult {
         exit_code: 0,
         signal: 0,
@@ -286,19 +296,19 @@ impl TaskHandle for ProcessHandle {
         }
         let signal =
             Signal::try_from(signal).map_err(|_| DriverError::InvalidSignal(signal.to_string()))?;
-        killpg(Pid::from_raw(self.state.task_pid), signal)
-            .or_else(|_| nix::sys::signal::kill(Pid::from_raw(self.state.task_pid), signal))
-            .map_err(|e| match e {
-                nix::errno::Errno::ESRCH => DriverError::NotRunning,
-                e => DriverError::Other(format!("signal failed: {e}")),
-            })
+        signal_task(self.state.task_pid, signal).map_err(|e| match e {
+            nix::errno::Errno::ESRCH => DriverError::NotRunning,
+            e => DriverError::Other(format!("signal failed: {e}")),
+        })
     }
 
     fn kill(&self) -> Result<(), DriverError> {
-        let _ = killpg(Pid::from_raw(self.state.task_pid), Signal::SIGKILL);
+        let _ = signal_task(self.state.task_pid, Signal::SIGKILL);
         if let Some(cgroup) = &self.state.cgroup {
             // Processes that left the process group still die with the cgroup.
-            for pid in caravan_isolation::cgroup_pids(cgroup).unwrap_or_default() {
+            // cgroup.procs lists 0 for processes outside our pid namespace: never kill(0).
+            let pids = caravan_isolation::cgroup_pids(cgroup).unwrap_or_default();
+            for pid in pids.into_iter().filter(|&pid| pid > 1) {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }

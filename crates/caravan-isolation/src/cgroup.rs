@@ -339,7 +339,12 @@ pub(crate) fn destroy(name: &str) -> Result<(), IsolationError> {
             if kill_file.exists() {
                 let _ = fs::write(&kill_file, "1");
             }
-            for pid in read_procs(dir).unwrap_or_default() {
+            // 0 stands for a process outside our pid namespace; kill(0) would hit our own group.
+            for pid in read_procs(dir)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|&p| p > 1)
+            {
                 // SAFETY: kill has no memory-safety preconditions; ESRCH (already gone) is fine.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
