@@ -17,6 +17,7 @@
 pub mod allocs;
 pub mod client;
 pub mod config;
+pub mod exec;
 pub mod fingerprint;
 pub mod fs;
 pub mod fswatch;

@@ -34,6 +34,13 @@ pub enum DriverError {
     /// Starting the task failed (e.g. the command does not exist).
     #[error("{0}")]
     Start(String),
+    /// The command an exec session asked for cannot be run (missing, not executable): the
+    /// caller's mistake, not the task's.
+    #[error("{0}")]
+    Command(String),
+    /// The driver cannot do what was asked (e.g. exec into a mock task).
+    #[error("{0}")]
+    Unsupported(String),
     /// A signal name that is not a signal.
     #[error("invalid signal {0:?}")]
     InvalidSignal(String),
@@ -177,7 +184,7 @@ pub trait TaskHandle: Send + Sync {
     /// Starts a command the way the task runs: in its isolation (namespaces, root, cgroup) for
     /// `exec`, in its directory with its environment for `raw_exec`.
     fn exec(&self, _request: ExecRequest) -> Result<ExecProcess, DriverError> {
-        Err(DriverError::Other(
+        Err(DriverError::Unsupported(
             "this driver cannot run commands inside its tasks".to_owned(),
         ))
     }

@@ -1,6 +1,7 @@
 //! The agent's side of executor-backed tasks: launching an executor, following it until the
 //! task exits, signalling the task's process group, and re-attaching after an agent restart.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -341,8 +342,9 @@ impl TaskHandle for ProcessHandle {
             .env_clear()
             .envs(&ctx.env)
             .current_dir(&ctx.cwd);
-        let failed = |e: caravan_isolation::IsolationError| {
-            DriverError::Start(format!("failed to exec {program:?}: {e}"))
+        let failed = |e: caravan_isolation::IsolationError| match e {
+            caravan_isolation::IsolationError::Exec { .. } => DriverError::Command(e.to_string()),
+            e => DriverError::Start(format!("failed to exec {program:?}: {e}")),
         };
         if request.tty {
             let (master, slave) = caravan_isolation::open_pty().map_err(failed)?;
@@ -364,9 +366,11 @@ impl TaskHandle for ProcessHandle {
                 pty_master: Some(master),
             });
         }
+        // Its own process group, so the session's processes can be killed together.
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let child = if ctx.isolated {
             caravan_isolation::enter_and_spawn(
                 self.state.task_pid,
@@ -375,8 +379,15 @@ impl TaskHandle for ProcessHandle {
             )
             .map_err(failed)?
         } else {
-            cmd.spawn()
-                .map_err(|e| DriverError::Start(format!("failed to exec {program:?}: {e}")))?
+            cmd.spawn().map_err(|e| {
+                let message = format!("failed to exec {program:?}: {e}");
+                match e.kind() {
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                        DriverError::Command(message)
+                    }
+                    _ => DriverError::Start(message),
+                }
+            })?
         };
         Ok(ExecProcess {
             child,

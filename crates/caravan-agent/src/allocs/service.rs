@@ -1,13 +1,14 @@
-//! The agent's gRPC service for lifecycle requests on its allocations (signal, restart,
-//! garbage collection); the gateway routes `/v1/client/allocation/...` here.
+//! The agent's gRPC service for requests on its allocations (signal, restart, garbage
+//! collection, exec sessions); the gateway routes `/v1/client/allocation/...` here.
 
 use caravan_proto::v1::client_allocs_server::ClientAllocs;
 use caravan_proto::v1::{
     CollectAllAllocsRequest, CollectAllAllocsResponse, CollectAllocRequest, CollectAllocResponse,
-    RestartAllocRequest, RestartAllocResponse, SignalAllocRequest, SignalAllocResponse,
+    ExecRequest, RestartAllocRequest, RestartAllocResponse, SignalAllocRequest,
+    SignalAllocResponse,
 };
 use caravan_proto::{ErrorCode, to_status};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::manager::AllocManager;
 use super::runner::RequestError;
@@ -81,5 +82,15 @@ impl ClientAllocs for ClientAllocsService {
         Ok(Response::new(CollectAllAllocsResponse {
             collected: u32::try_from(collected).unwrap_or(u32::MAX),
         }))
+    }
+
+    type ExecStream = crate::exec::ExecStream;
+
+    async fn exec(
+        &self,
+        request: Request<Streaming<ExecRequest>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let stream = crate::exec::open(&self.manager, request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 }

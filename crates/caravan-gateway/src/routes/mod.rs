@@ -4,6 +4,7 @@
 mod agent;
 mod allocs;
 mod client_allocs;
+mod client_exec;
 mod client_fs;
 mod client_stats;
 mod deployments;
@@ -284,6 +285,13 @@ fn table() -> RouteTable {
             "/v1/client/allocation/{alloc_id}/gc",
             Namespace("gc-allocation"),
             handler!(GET_PUT_POST, client_allocs::gc),
+        )
+        // An interactive command in a task, over a WebSocket (seeds/001 "Exec Allocation").
+        .route(
+            GET,
+            "/v1/client/allocation/{alloc_id}/exec",
+            Namespace("alloc-exec"),
+            handler!(GET, client_exec::exec),
         )
         .route(
             GET_PUT_POST,
