@@ -347,7 +347,12 @@ impl TaskHandle for ProcessHandle {
             e => DriverError::Start(format!("failed to exec {program:?}: {e}")),
         };
         if request.tty {
-            let (master, slave) = caravan_isolation::open_pty().map_err(failed)?;
+            let (master, slave) = if ctx.isolated {
+                caravan_isolation::open_pty_in(self.state.task_pid)
+            } else {
+                caravan_isolation::open_pty()
+            }
+            .map_err(failed)?;
             let options = caravan_isolation::EnterOptions {
                 user: None,
                 tty: Some(slave),

@@ -217,6 +217,13 @@ pub fn open_pty() -> Result<(OwnedFd, OwnedFd), IsolationError> {
     pty::open_pty()
 }
 
+/// Opens a pseudo-terminal in the devpts of the isolated task `pid` (see [`spawn_isolated`]),
+/// so inside the task it is a real `/dev/pts/N` (`tty`, `ps` name it); a task without its own
+/// devpts gets a host terminal as [`open_pty`] does.
+pub fn open_pty_in(pid: i32) -> Result<(OwnedFd, OwnedFd), IsolationError> {
+    pty::open_pty_in(pid)
+}
+
 /// Sets the terminal's window size (on the master or the slave), as a client resize asks.
 pub fn set_window_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<(), IsolationError> {
     pty::set_window_size(fd, rows, cols)

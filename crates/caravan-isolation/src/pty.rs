@@ -25,6 +25,37 @@ pub(crate) fn open_pty() -> Result<(OwnedFd, OwnedFd), IsolationError> {
     Ok((master.into(), slave))
 }
 
+pub(crate) fn open_pty_in(pid: i32) -> Result<(OwnedFd, OwnedFd), IsolationError> {
+    let ptmx = format!("/proc/{pid}/root/dev/pts/ptmx");
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = match nix::fcntl::open(ptmx.as_str(), flags, Mode::empty()) {
+        Ok(master) => master,
+        // A task started before tasks had their own devpts.
+        Err(nix::errno::Errno::ENOENT) => return open_pty(),
+        Err(e) => return Err(IsolationError::io(format!("opening {ptmx}"), e.into())),
+    };
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which outlives the call.
+    let unlock: libc::c_int = 0;
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } == -1 {
+        return Err(IsolationError::io(
+            "unlocking the task's pseudo-terminal",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // The slave by the master, not by a path: its name is only meaningful inside the task.
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new descriptor we own.
+    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags.bits()) };
+    if slave == -1 {
+        return Err(IsolationError::io(
+            "opening the task's terminal",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the ioctl returned a fresh descriptor that nothing else owns.
+    let slave = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(slave) };
+    Ok((master, slave))
+}
+
 pub(crate) fn set_window_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<(), IsolationError> {
     let size = libc::winsize {
         ws_row: rows,

@@ -48,6 +48,8 @@ const PROC_READ_ONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
 
 /// Options of the /dev tmpfs; its size is capped as tmpfs pages are the task's memory.
 const DEV_TMPFS: &str = "mode=755,size=65536k";
+/// Options of the task's devpts: a new instance, terminals for the owner's group only.
+const DEVPTS: &str = "newinstance,ptmxmode=0666,mode=0620";
 /// Options of the /dev/shm tmpfs (world-writable with the sticky bit, like the host's).
 const SHM_TMPFS: &str = "mode=1777,size=65536k";
 
@@ -412,7 +414,28 @@ fn isolation_plan(
         )?,
         "mounting a tmpfs at /dev/shm",
     );
+    // A devpts of the task's own, so a terminal opened in it (an exec session's) is a real
+    // /dev/pts/N inside the task, and the host's terminals stay out of sight.
+    let pts = path_c(&dev.join("pts"))?;
+    plan.push(
+        Op::Mkdir {
+            path: pts.clone(),
+            mode: 0o755,
+        },
+        "creating /dev/pts",
+    );
+    plan.push(
+        mount_op(
+            Some(&cstring("devpts")?),
+            &pts,
+            Some("devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(DEVPTS),
+        )?,
+        "mounting a devpts at /dev/pts",
+    );
     for (link, target) in [
+        ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use caravan_isolation::{
     BindMount, CgroupSpec, EnterOptions, IsolationError, IsolationSpec, TaskUser, cgroup_destroy,
-    cgroup_pids, cgroup_stats, enter_and_spawn, enter_and_spawn_with, open_pty, probe,
+    cgroup_pids, cgroup_stats, enter_and_spawn, enter_and_spawn_with, open_pty_in, probe,
     set_window_size, spawn_isolated, system_binds,
 };
 
@@ -275,10 +275,10 @@ fn exec_sessions_enter_the_running_task() -> TestResult {
             .any(|l| l.contains(&format!("/caravan/{}", task.cgroup)))
     );
 
-    // On a terminal, with its window size, as another user.
-    let (master, slave) = open_pty()?;
+    // On a terminal of the task's own devpts, with its window size, as another user.
+    let (master, slave) = open_pty_in(pid)?;
     set_window_size(&master, 33, 101)?;
-    let mut cmd = shell("test -t 0 && echo isatty; stty size; id -u");
+    let mut cmd = shell("test -t 0 && echo isatty; stty size; id -u; tty");
     cmd.stdin(Stdio::null());
     let options = EnterOptions {
         user: Some(TaskUser {
@@ -302,6 +302,7 @@ fn exec_sessions_enter_the_running_task() -> TestResult {
     assert!(seen.contains("isatty"), "{seen:?}");
     assert!(seen.contains("33 101"), "{seen:?}");
     assert!(seen.contains("65534"), "{seen:?}");
+    assert!(seen.contains("/dev/pts/0"), "{seen:?}");
 
     child.kill()?;
     child.wait()?;
