@@ -152,6 +152,14 @@ pub async fn run(
         terminal: Arc::new(tokio::sync::Notify::new()),
         gc: cfg.gc,
     });
+    let exec_sessions = crate::exec::ExecSessions::new(&cfg.data_dir);
+    let leftovers = exec_sessions.kill_leftovers();
+    if leftovers > 0 {
+        tracing::info!(
+            leftovers,
+            "killed exec sessions a previous agent left running"
+        );
+    }
     let restored = manager.restore();
     if restored > 0 {
         tracing::info!(restored, "restored allocations from the local state");
@@ -167,6 +175,7 @@ pub async fn run(
     let rpc = tonic::transport::Server::builder()
         .add_service(ClientAllocsServer::new(ClientAllocsService::new(
             manager.clone(),
+            exec_sessions,
         )))
         .add_service(ClientFsServer::new(ClientFsService::new(manager.clone())))
         .add_service(ClientStatsServer::new(stats_service))

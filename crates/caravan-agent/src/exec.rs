@@ -5,11 +5,13 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use caravan_drivers::process::process_start_time;
 use caravan_drivers::{DriverError, TaskHandle};
 use caravan_proto::v1::{
     ExecExited, ExecRequest, ExecResponse, ExecSetup, ExecStarted, exec_request, exec_response,
@@ -37,11 +39,75 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub type ExecStream = ReceiverStream<Result<ExecResponse, Status>>;
 
+/// The agent's running sessions on disk (`<data_dir>/exec-sessions/<pid>`, holding the
+/// command's start time), so an agent killed with SIGKILL kills the commands its sessions left
+/// behind when it starts again.
+#[derive(Clone)]
+pub struct ExecSessions {
+    dir: PathBuf,
+}
+
+impl ExecSessions {
+    pub fn new(data_dir: &Path) -> ExecSessions {
+        ExecSessions {
+            dir: data_dir.join("exec-sessions"),
+        }
+    }
+
+    /// Kills the commands of sessions a previous agent process did not end (the pid must still
+    /// be the same process: its start time is checked). Returns how many were killed.
+    pub fn kill_leftovers(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut killed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let pid = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<i32>().ok());
+            let recorded = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            if let (Some(pid), Some(start)) = (pid, recorded)
+                && process_start_time(pid) == Some(start)
+            {
+                kill_session(pid, &Mutex::new(false));
+                killed += 1;
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        killed
+    }
+
+    /// Records a running session until the returned guard is dropped.
+    fn register(&self, pid: i32) -> SessionRecord {
+        let path = self.dir.join(pid.to_string());
+        let start = process_start_time(pid).unwrap_or(0);
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&path, start.to_string()));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, path = %path.display(), "exec: cannot record the session");
+        }
+        SessionRecord(path)
+    }
+}
+
+struct SessionRecord(PathBuf);
+
+impl Drop for SessionRecord {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Starts the session the stream's first message (`setup`) asks for. Every validation error and
 /// a command that cannot be started fail the call itself, so the gateway can answer them as
 /// plain HTTP errors; once this returns, the stream begins with `started`.
 pub async fn open(
     manager: &AllocManager,
+    sessions: &ExecSessions,
     mut requests: Streaming<ExecRequest>,
 ) -> Result<ExecStream, Status> {
     let setup = match requests.message().await? {
@@ -60,7 +126,9 @@ pub async fn open(
         .await
         .map_err(|e| to_status(ErrorCode::Internal, format!("exec failed: {e}")))?
         .map_err(|e| driver_error(&task, e))?;
-    let session = Session::new(process)?;
+    let record = sessions.register(i32::try_from(process.child.id()).unwrap_or(0));
+    let mut session = Session::new(process)?;
+    session.record = Some(record);
     let (tx, rx) = mpsc::channel(WINDOW);
     let started = ExecResponse {
         msg: Some(exec_response::Msg::Started(ExecStarted {
@@ -150,6 +218,8 @@ struct Session {
     /// The terminal's master, for resizes.
     terminal: Option<OwnedFd>,
     outputs: Vec<(Output, Box<dyn AsyncRead + Send + Unpin>)>,
+    /// Removed once the session has ended.
+    record: Option<SessionRecord>,
 }
 
 #[derive(Clone, Copy)]
@@ -176,6 +246,7 @@ impl Session {
             input: None,
             terminal: None,
             outputs: Vec::new(),
+            record: None,
         };
         // From here on a failure must not leave the command running: build, else kill.
         let built = (|| {

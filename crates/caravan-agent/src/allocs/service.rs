@@ -12,14 +12,16 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::manager::AllocManager;
 use super::runner::RequestError;
+use crate::exec::ExecSessions;
 
 pub struct ClientAllocsService {
     manager: AllocManager,
+    sessions: ExecSessions,
 }
 
 impl ClientAllocsService {
-    pub fn new(manager: AllocManager) -> ClientAllocsService {
-        ClientAllocsService { manager }
+    pub fn new(manager: AllocManager, sessions: ExecSessions) -> ClientAllocsService {
+        ClientAllocsService { manager, sessions }
     }
 
     fn runner(&self, alloc_id: &str) -> Result<std::sync::Arc<super::runner::AllocRunner>, Status> {
@@ -90,7 +92,7 @@ impl ClientAllocs for ClientAllocsService {
         &self,
         request: Request<Streaming<ExecRequest>>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        let stream = crate::exec::open(&self.manager, request.into_inner()).await?;
+        let stream = crate::exec::open(&self.manager, &self.sessions, request.into_inner()).await?;
         Ok(Response::new(stream))
     }
 }

@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use crate::AppState;
-use crate::agents::agent_error;
+use crate::agents::{AgentTarget, agent_error};
 use crate::error::ApiError;
 use crate::query::{Query, UuidPath};
 use crate::routes::client_allocs::alloc_target;
@@ -117,6 +117,7 @@ pub(super) async fn exec(
 
 /// A started command on the agent: the input side of the stream and its output.
 struct Session {
+    target: AgentTarget,
     input: mpsc::Sender<ExecRequest>,
     output: Streaming<ExecResponse>,
 }
@@ -138,7 +139,11 @@ async fn open_session(state: &AppState, setup: ExecSetup) -> Result<Session, Api
     match output.message().await {
         Ok(Some(ExecResponse {
             msg: Some(exec_response::Msg::Started(_)),
-        })) => Ok(Session { input, output }),
+        })) => Ok(Session {
+            target,
+            input,
+            output,
+        }),
         Ok(_) => Err(ApiError::internal(
             "exec: the agent did not start the command",
         )),
@@ -288,7 +293,11 @@ enum ReadEnd {
 /// only writer (output, heartbeats, the exit frame and the close), so frames never interleave.
 /// Returning drops the agent stream, which makes the agent kill whatever is still running.
 async fn bridge(socket: WebSocket, session: Session) {
-    let Session { input, mut output } = session;
+    let Session {
+        target,
+        input,
+        mut output,
+    } = session;
     let (mut sink, mut stream) = socket.split();
     let mut reader = tokio::spawn(async move {
         while let Some(message) = stream.next().await {
@@ -313,6 +322,7 @@ async fn bridge(socket: WebSocket, session: Session) {
     });
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             end = &mut reader => {
@@ -331,7 +341,7 @@ async fn bridge(socket: WebSocket, session: Session) {
                         break;
                     }
                     Err(status) => {
-                        let e = ApiError::from(status);
+                        let e = agent_error(&target, status);
                         let code = if e.status.as_u16() >= 500 { close_code::ERROR } else { close_code::POLICY };
                         let _ = sink.send(close_message(code, &e.message)).await;
                         break;
