@@ -117,6 +117,8 @@ pub async fn open(
         _ => return Err(bad_request("an exec stream must begin with its setup")),
     };
     let (task, handle) = resolve(manager, &setup)?;
+    // The session ends with its task (stopped, restarted, or dead).
+    let task_exit = handle.wait();
     let request = caravan_drivers::ExecRequest {
         command: setup.command,
         tty: setup.tty,
@@ -138,7 +140,7 @@ pub async fn open(
     };
     // The channel is new and empty: this cannot be full.
     let _ = tx.try_send(Ok(started));
-    tokio::spawn(session.run(requests, tx));
+    tokio::spawn(session.run(requests, tx, task_exit));
     Ok(ReceiverStream::new(rx))
 }
 
@@ -297,6 +299,7 @@ impl Session {
         mut self,
         requests: Streaming<ExecRequest>,
         tx: mpsc::Sender<Result<ExecResponse, Status>>,
+        task_exit: futures::future::BoxFuture<'static, caravan_drivers::ExitResult>,
     ) {
         let mut pumps = JoinSet::new();
         for (kind, reader) in std::mem::take(&mut self.outputs) {
@@ -314,6 +317,11 @@ impl Session {
 
         let exited = tokio::select! {
             status = &mut waiter => Some(status),
+            // The command is killed and reports that (128 + 9) as its exit.
+            _ = task_exit => {
+                kill_session(pid, &self.reaped);
+                Some((&mut waiter).await)
+            }
             // The gateway went away (the user closed the WebSocket, or the network dropped).
             _ = &mut input => None,
             _ = tx.closed() => None,

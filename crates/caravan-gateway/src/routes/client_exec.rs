@@ -20,7 +20,7 @@ use caravan_proto::v1::{
 };
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
@@ -281,14 +281,6 @@ fn encode_frame(msg: exec_response::Msg) -> Option<String> {
     })
 }
 
-/// How the reading half of a session ended.
-enum ReadEnd {
-    /// The client closed or the connection broke.
-    Gone,
-    /// A frame the session cannot accept: close with this reason.
-    Malformed(String),
-}
-
 /// Runs a session: client frames go to the agent from a reader task; this task is the socket's
 /// only writer (output, heartbeats, the exit frame and the close), so frames never interleave.
 /// Returning drops the agent stream, which makes the agent kill whatever is still running.
@@ -299,42 +291,55 @@ async fn bridge(socket: WebSocket, session: Session) {
         mut output,
     } = session;
     let (mut sink, mut stream) = socket.split();
-    let mut reader = tokio::spawn(async move {
-        while let Some(message) = stream.next().await {
+    // A malformed frame's reason, sent before the reader drops `input` (which ends the
+    // command): the writer finds it even when it sees the agent stream end first. Dropped
+    // unsent, the client is gone.
+    let (malformed_tx, mut malformed) = oneshot::channel::<String>();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
             let payload = match message {
-                Ok(Message::Text(text)) => bytes::Bytes::from(text),
-                Ok(Message::Binary(data)) => data,
-                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                Ok(Message::Close(_)) | Err(_) => return ReadEnd::Gone,
+                Message::Text(text) => bytes::Bytes::from(text),
+                Message::Binary(data) => data,
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(_) => return,
             };
             match decode_frame(&payload) {
                 Ok(requests) => {
                     for request in requests {
                         if input.send(request).await.is_err() {
-                            return ReadEnd::Gone;
+                            return;
                         }
                     }
                 }
-                Err(reason) => return ReadEnd::Malformed(reason),
+                Err(reason) => {
+                    let _ = malformed_tx.send(reason);
+                    return;
+                }
             }
         }
-        ReadEnd::Gone
     });
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            end = &mut reader => {
-                if let Ok(ReadEnd::Malformed(reason)) = end {
+            biased;
+            reason = &mut malformed => {
+                if let Ok(reason) = reason {
                     let _ = sink.send(close_message(close_code::POLICY, &reason)).await;
                 }
-                return;
+                break;
             }
             message = output.message() => {
                 let frame = match message {
                     Ok(Some(ExecResponse { msg: Some(msg) })) => msg,
                     Ok(Some(ExecResponse { msg: None })) => continue,
+                    // The stream ends early because the reader refused a frame, or the agent
+                    // failed.
+                    _ if !malformed.is_terminated() && let Ok(reason) = malformed.try_recv() => {
+                        let _ = sink.send(close_message(close_code::POLICY, &reason)).await;
+                        break;
+                    }
                     Ok(None) => {
                         let reason = "the exec session ended without an exit status";
                         let _ = sink.send(close_message(close_code::ERROR, reason)).await;
