@@ -179,7 +179,11 @@ pub async fn run(
         )))
         .add_service(ClientFsServer::new(ClientFsService::new(manager.clone())))
         .add_service(ClientStatsServer::new(stats_service))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        .serve_with_incoming(
+            // Accepted sockets get TCP_NODELAY only from the incoming stream itself: without it
+            // an exec session's small frames wait ~40 ms for Nagle.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        );
     let background = tokio::spawn(reporter.clone().run(channel.clone(), identity.clone()));
     let result = tokio::select! {
         () = shutdown => Ok(()),

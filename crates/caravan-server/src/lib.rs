@@ -49,7 +49,6 @@ use caravan_proto::v1::nodes_server::NodesServer;
 use caravan_proto::v1::status_server::StatusServer;
 use caravan_state::Store;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::ServerConfig;
 pub use error::ServerError;
@@ -149,7 +148,11 @@ impl Server {
             .initial_connection_window_size(CONNECTION_WINDOW)
             .initial_stream_window_size(STREAM_WINDOW)
             .add_routes(self.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                // The builder's tcp_nodelay does not reach sockets of an incoming stream.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await
     }
 }
