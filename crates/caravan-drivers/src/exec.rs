@@ -79,6 +79,7 @@ impl Driver for Exec {
                 exit_file: task.run_dir.join("exit.json"),
                 user: task.user.clone(),
                 die_with_agent: false,
+                agent_pid: 0,
                 isolation: Some(isolation),
             };
             let handle = self.launcher.launch(NAME, spec, &task.run_dir).await?;

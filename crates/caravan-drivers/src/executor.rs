@@ -44,6 +44,10 @@ pub struct LaunchSpec {
     /// watches its parent and kills the task once it is orphaned.
     #[serde(default)]
     pub die_with_agent: bool,
+    /// The agent's pid as the agent knows it: compared with the executor's parent, so an agent
+    /// that died while the task was being started is noticed too.
+    #[serde(default)]
+    pub agent_pid: i32,
 }
 
 /// The `exec` driver's isolation (see `caravan_isolation::IsolationSpec`).
@@ -225,7 +229,11 @@ fn run(spec: &LaunchSpec) -> Result<(), String> {
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     handshake(&Handshake::Pid(pid));
     if spec.die_with_agent {
-        let agent = nix::unistd::getppid();
+        let agent = if spec.agent_pid > 0 {
+            nix::unistd::Pid::from_raw(spec.agent_pid)
+        } else {
+            nix::unistd::getppid()
+        };
         std::thread::spawn(move || {
             while nix::unistd::getppid() == agent {
                 std::thread::sleep(Duration::from_millis(500));

@@ -80,6 +80,7 @@ impl Launcher {
         run_dir: &Path,
     ) -> Result<Arc<ProcessHandle>, DriverError> {
         spec.die_with_agent = self.ephemeral;
+        spec.agent_pid = i32::try_from(std::process::id()).unwrap_or(0);
         let io_err = |what: &str, e: std::io::Error| DriverError::Start(format!("{what}: {e}"));
         tokio::fs::create_dir_all(run_dir)
             .await
