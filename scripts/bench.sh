@@ -4,7 +4,7 @@
 # Not part of the test suite: run it by hand, on a quiet machine.
 #
 #   ./scripts/bench.sh                         # every benchmark, full size
-#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks, fs)
+#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks, fs, exec)
 #   CARAVAN_BENCH_DURATION=3s CARAVAN_BENCH_WAITERS=1000 ./scripts/bench.sh   # a quick smoke run
 #   CARAVAN_BENCH_PLACEMENTS="--nodes 500 --jobs 4 --count 500" ./scripts/bench.sh placements
 #
@@ -29,6 +29,9 @@
 #                              mock_driver and 200 raw_exec tasks on one agent; see --help)
 #   CARAVAN_BENCH_FS           flags of the fs benchmark (default: 1 GiB file and logs, 200
 #                              follow appends, 500 followers; see --help)
+#   CARAVAN_BENCH_EXEC         flags of the exec benchmark (default: 1,000 keystroke round trips
+#                              with and without a terminal, 100 session starts, a 100 MiB cat;
+#                              see --help)
 #   CARAVAN_BENCH_WRK          1: also run wrk in the reads benchmark, installing the Debian
 #                              package when it is missing; 0: never; unset: only if installed
 #   CARAVAN_TEST_PG_BIN        the PostgreSQL bin dir (initdb, pg_ctl, postgres, pgbench)
@@ -43,17 +46,18 @@ CONNECTIONS=${CARAVAN_BENCH_CONNECTIONS:-64}
 read -r -a PLACEMENTS_ARGS <<<"${CARAVAN_BENCH_PLACEMENTS:-}"
 read -r -a TASKS_ARGS <<<"${CARAVAN_BENCH_TASKS:-}"
 read -r -a FS_ARGS <<<"${CARAVAN_BENCH_FS:-}"
+read -r -a EXEC_ARGS <<<"${CARAVAN_BENCH_EXEC:-}"
 
 if [[ $# -eq 0 ]]; then
-  BENCHES=(writes wakeups reads placements tasks fs)
+  BENCHES=(writes wakeups reads placements tasks fs exec)
 else
   BENCHES=("$@")
 fi
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-  writes | wakeups | reads | placements | tasks | fs) ;;
+  writes | wakeups | reads | placements | tasks | fs | exec) ;;
   *)
-    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements, tasks or fs)" >&2
+    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements, tasks, fs or exec)" >&2
     exit 2
     ;;
   esac
@@ -133,7 +137,15 @@ if wants fs; then
   [[ -x "$FS_BIN" ]] || die "the fs benchmark was not built"
 fi
 
-if wants writes || wants placements || wants tasks || wants fs; then
+EXEC_BIN=""
+if wants exec; then
+  section "Build: cargo bench -p caravan-tests --bench exec --no-run"
+  EXEC_BIN=$(cargo bench -p caravan-tests --bench exec --no-run 2>&1 | tee /dev/stderr |
+    sed -n 's/.*Executable .* (\(.*\))$/\1/p' | tail -n 1) || die "build failed"
+  [[ -x "$EXEC_BIN" ]] || die "the exec benchmark was not built"
+fi
+
+if wants writes || wants placements || wants tasks || wants fs || wants exec; then
   section "PostgreSQL: throwaway cluster"
   start_postgres
 fi
@@ -191,6 +203,14 @@ run_fs() {
   fi
 }
 
+run_exec() {
+  section "Benchmark: exec"
+  echo "+ exec --summary <file> ${EXEC_ARGS[*]}"
+  if ! "$EXEC_BIN" --summary "$SUMMARY" "${EXEC_ARGS[@]}"; then
+    failed+=(exec)
+  fi
+}
+
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
   writes) run_bench writes --duration "$DURATION" ;;
@@ -199,6 +219,7 @@ for bench in "${BENCHES[@]}"; do
   placements) run_placements ;;
   tasks) run_tasks ;;
   fs) run_fs ;;
+  exec) run_exec ;;
   esac
 done
 

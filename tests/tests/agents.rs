@@ -111,6 +111,69 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// An exec session's command does not outlive its agent: a SIGKILLed agent cannot end the
+/// session, so the restarted agent kills what its sessions left running.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_sessions_do_not_outlive_a_killed_agent() {
+    use base64::Engine;
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut c = PgCluster::start_full(&[], &[], false).await.unwrap();
+    let script = "echo $$ > $NOMAD_ALLOC_DIR/pid; exec sleep 100000";
+    register(&c.client, job("shell", "service", 1, script)).await;
+    let allocs = wait_allocs(&c.client, "shell", "the task to run", |a| {
+        running(a).len() == 1
+    })
+    .await;
+    let id = allocs[0]["ID"].as_str().unwrap().to_owned();
+    // The task outlives its (non-ephemeral) agent: killed when the test ends.
+    let task_pid_file = c.agent_dir.path().join("alloc").join(&id).join("alloc/pid");
+    // ["/bin/sh","-c","echo $$; exec sleep 1000"]
+    let command =
+        "%5B%22%2Fbin%2Fsh%22%2C%22-c%22%2C%22echo%20%24%24%3B%20exec%20sleep%201000%22%5D";
+    let url = format!(
+        "ws://{}/v1/client/allocation/{id}/exec?command={command}",
+        c.http_addr
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let pid = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if let Some(data) = frame["stdout"]["data"].as_str() {
+                    let out = base64::engine::general_purpose::STANDARD
+                        .decode(data)
+                        .unwrap();
+                    break String::from_utf8(out)
+                        .unwrap()
+                        .trim()
+                        .parse::<i32>()
+                        .unwrap();
+                }
+            }
+            other => panic!("no pid from the session: {other:?}"),
+        }
+    };
+    let pid_file = c.agent_dir.path().join("session.pid");
+    std::fs::write(&pid_file, pid.to_string()).unwrap();
+    let _cleanup = KillOnDrop(vec![pid_file, task_pid_file]);
+
+    c.agent.kill_hard();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        pid_alive(pid),
+        "nothing ends the session while the agent is down"
+    );
+    c.restart_agent().unwrap();
+    wait_for("the session's command to be killed", WAIT, || async move {
+        Ok(!pid_alive(pid))
+    })
+    .await
+    .unwrap();
+    drop(ws);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_agent_reattaches_to_its_running_tasks() {
     let mut c = PgCluster::start_full(&[], &[], false).await.unwrap();
