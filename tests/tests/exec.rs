@@ -542,15 +542,22 @@ impl Session {
 
     /// Reads until the stdout received after byte `from` contains `want`.
     async fn read_until(&mut self, from: usize, want: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
         while !String::from_utf8_lossy(&self.out.stdout[from.min(self.out.stdout.len())..])
             .contains(want)
         {
-            if self.next().await.is_none() {
-                panic!(
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!(
                     "the session ended before {want:?}: {:?}, stdout {:?}",
                     self.out.brief(),
                     self.out.stdout()
-                );
+                ),
+                Err(_) => panic!(
+                    "no {want:?} within {WAIT:?}: {:?}, stdout {:?}",
+                    self.out.brief(),
+                    self.out.stdout()
+                ),
             }
         }
     }
@@ -719,6 +726,11 @@ async fn a_terminal_session_is_interactive() {
     s.stdin(b"test -t 0 && test -t 1 && test -t 2 && echo tty-$((2+2))\n")
         .await;
     s.read_until(at, "tty-4").await;
+    // A terminal type for full-screen programs (the task's own, else xterm-256color).
+    at = s.out.stdout.len();
+    s.stdin(b"test -n \"$TERM\" && echo term-is-$((1+2))\n")
+        .await;
+    s.read_until(at, "term-is-3").await;
 
     // ^C interrupts the foreground command, and the shell answers again.
     at = s.out.stdout.len();

@@ -348,6 +348,10 @@ impl TaskHandle for ProcessHandle {
             e => DriverError::Start(format!("failed to exec {program:?}: {e}")),
         };
         if request.tty {
+            // Full-screen programs need a terminal type; the task's own wins.
+            if !ctx.env.contains_key("TERM") {
+                cmd.env("TERM", "xterm-256color");
+            }
             let (master, slave) = if ctx.isolated {
                 caravan_isolation::open_pty_in(self.state.task_pid)
             } else {
