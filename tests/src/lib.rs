@@ -636,6 +636,29 @@ pub async fn job_alloc_docs(client: &Client, job: &str) -> anyhow::Result<Vec<Va
     Ok(out)
 }
 
+/// Waits until one allocation of `job` is `running` on its client; returns its ID.
+pub async fn running_alloc_id(
+    client: &Client,
+    job: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let id = std::sync::Mutex::new(String::new());
+    wait_for(
+        &format!("an allocation of {job} to run"),
+        timeout,
+        || async {
+            let allocs = job_alloc_docs(client, job).await?;
+            let running = allocs.iter().find(|a| a["ClientStatus"] == "running");
+            if let (Some(a), Ok(mut id)) = (running, id.lock()) {
+                *id = a["ID"].as_str().unwrap_or_default().to_owned();
+            }
+            Ok(running.is_some())
+        },
+    )
+    .await?;
+    id.into_inner().map_err(|_| anyhow!("poisoned"))
+}
+
 /// Places one allocation of a job pinned to `node_id` and waits until it is there. Its task
 /// ignores the interrupt and has a long kill timeout, so a drain of the node stays in progress
 /// instead of completing at once as the drain of an empty node does.

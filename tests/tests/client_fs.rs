@@ -36,20 +36,7 @@ async fn with_task(script: &str, log_config: Option<Value>) -> (DevCluster, Stri
         }]
     });
     register_job(&c.client, &job).await.unwrap();
-    let id = std::sync::Mutex::new(String::new());
-    wait_for("the task to run", WAIT, || async {
-        let allocs = job_alloc_docs(&c.client, "files").await?;
-        match allocs.iter().find(|a| a["ClientStatus"] == "running") {
-            Some(a) => {
-                *id.lock().unwrap() = a["ID"].as_str().unwrap_or_default().to_owned();
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    })
-    .await
-    .unwrap();
-    let id = id.into_inner().unwrap();
+    let id = running_alloc_id(&c.client, "files", WAIT).await.unwrap();
     (c, id)
 }
 

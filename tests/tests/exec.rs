@@ -54,20 +54,7 @@ async fn run_job(c: &DevCluster, job_id: &str, tasks: Vec<Value>) -> String {
         }]
     });
     register_job(&c.client, &job).await.unwrap();
-    let id = std::sync::Mutex::new(String::new());
-    wait_for(&format!("{job_id} to run"), WAIT, || async {
-        let allocs = job_alloc_docs(&c.client, job_id).await?;
-        match allocs.iter().find(|a| a["ClientStatus"] == "running") {
-            Some(a) => {
-                *id.lock().unwrap() = a["ID"].as_str().unwrap_or_default().to_owned();
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    })
-    .await
-    .unwrap();
-    id.into_inner().unwrap()
+    running_alloc_id(&c.client, job_id, WAIT).await.unwrap()
 }
 
 /// A dev agent with one running raw_exec task `t` running `script`.
