@@ -1255,3 +1255,42 @@ async fn stopping_the_allocation_ends_its_sessions() {
     wait_gone("the stopped allocation's exec command", pid).await;
     settle(&c, "execs").await;
 }
+
+/// Tasks that are there but have nothing to exec into: Nomad's texts, as plain HTTP errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_that_do_not_run_are_refused() {
+    let c = DevCluster::start().await.unwrap();
+    let mut init = raw_task("init", "true");
+    init["Lifecycle"] = json!({"Hook": "prestart", "Sidecar": false});
+    let mut post_stop = raw_task("cleanup", "true");
+    post_stop["Lifecycle"] = json!({"Hook": "poststop"});
+    let id = run_job(&c, "hooks", vec![raw_task("main", IDLE), init, post_stop]).await;
+    let mock = run_job(
+        &c,
+        "mock",
+        vec![json!({
+            "Name": "m",
+            "Driver": "mock_driver",
+            "Config": {"run_for": "1h"},
+            "Resources": {"CPU": 20, "MemoryMB": 16}
+        })],
+    )
+    .await;
+    let echo = query(&["echo", "hi"], "");
+    for (alloc, task, status, needle) in [
+        (&id, "init", 404, "task \"init\" is not running."),
+        (&id, "cleanup", 404, "task \"cleanup\" not started yet."),
+        (&mock, "m", 400, "cannot run commands"),
+    ] {
+        match Session::try_open(&c, alloc, &format!("{echo}&task={task}"), None).await {
+            Ok(s) => panic!("{task}: upgraded: {:?}", s.finish().await.brief()),
+            Err(r) => {
+                assert_eq!(r.status, status, "{task}: {r:?}");
+                assert!(r.body.contains(needle), "{task}: {r:?}");
+            }
+        }
+    }
+    // The running task of the same allocation is there to exec into.
+    let out = run(&c, &id, &["echo", "in-main"], "&task=main").await;
+    assert_eq!(out.stdout(), "in-main\n");
+}
