@@ -658,6 +658,11 @@ async fn a_command_runs_and_its_output_and_exit_arrive_in_order() {
         out.stdout()
     );
 
+    // Only its standard streams: nothing the agent inherited or opened leaks into it (`ls`
+    // lists its own descriptors, 3 being the directory it reads).
+    let out = run(&c, &id, &["/bin/ls", "/proc/self/fd"], "").await;
+    assert_eq!(out.stdout(), "0\n1\n2\n3\n");
+
     // Sessions side by side, each with its own output.
     let sessions = (0..16).map(|i| {
         let c = &c;

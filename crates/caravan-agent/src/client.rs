@@ -109,6 +109,10 @@ pub async fn run(
             source,
         })?;
     let _ = node_id.set(identity.node_id.clone());
+    let inherited = caravan_isolation::cloexec_inherited_fds();
+    if inherited > 0 {
+        tracing::debug!(inherited, "inherited descriptors kept from tasks");
+    }
     let channel = channel(&cfg.servers)?;
     let listener = tokio::net::TcpListener::bind(cfg.rpc_bind)
         .await
