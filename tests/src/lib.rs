@@ -679,16 +679,7 @@ pub async fn hold_node(client: &Client, node_id: &str) -> anyhow::Result<String>
             }]
         }]
     });
-    let resp = send(
-        client,
-        api::Method::PUT,
-        "/v1/jobs",
-        &json!({ "Job": job }).to_string(),
-    )
-    .await?;
-    if resp.status != 200 {
-        bail!("registering {job_id}: {} {}", resp.status, resp.text());
-    }
+    register_job(client, &job).await?;
     let path = format!("/v1/node/{node_id}/allocations");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -24,6 +24,36 @@ pub(super) async fn alloc_target(
     agents::node_agent(state, &alloc.node_id).await
 }
 
+/// The node a node-scoped request is for: `node_id` (query, else `body_node_id`), else the
+/// gateway's local node; a standalone gateway needs one.
+pub(super) async fn node_target(
+    state: &AppState,
+    q: &Query,
+    body_node_id: Option<String>,
+) -> Result<AgentTarget, ApiError> {
+    let given = q
+        .params
+        .get("node_id")
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            body_node_id
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+        });
+    let node_id = match given {
+        Some(id) => id,
+        None => state
+            .config()
+            .local_node_id
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request("No local Node and node_id not provided"))?,
+    };
+    validate_uuid(&node_id, "node")?;
+    agents::node_agent(state, &node_id).await
+}
+
 fn client(
     state: &AppState,
     target: &AgentTarget,
@@ -125,21 +155,7 @@ pub(super) async fn gc(
 }
 
 pub(super) async fn gc_all(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {
-    let node_id = match q
-        .params
-        .get("node_id")
-        .map(|s| s.trim().to_ascii_lowercase())
-    {
-        Some(id) if !id.is_empty() => id,
-        _ => state
-            .config()
-            .local_node_id
-            .get()
-            .cloned()
-            .ok_or_else(|| ApiError::bad_request("No local Node and node_id not provided"))?,
-    };
-    validate_uuid(&node_id, "node")?;
-    let target = agents::node_agent(&state, &node_id).await?;
+    let target = node_target(&state, &q, None).await?;
     client(&state, &target)?
         .collect_all_allocs(v1::CollectAllAllocsRequest {})
         .await

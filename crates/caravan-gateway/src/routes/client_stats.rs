@@ -13,47 +13,18 @@ use caravan_structs::stats::NodeMetaResponse;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::agents::{self, AgentTarget, agent_error};
+use crate::agents::{AgentTarget, agent_error};
 use crate::body::{JsonObject, get_ci, wrong_type};
 use crate::error::ApiError;
-use crate::query::{Query, UuidPath, validate_uuid};
+use crate::query::{Query, UuidPath};
 use crate::response::JsonResponse;
+use crate::routes::client_allocs::{alloc_target, node_target};
 
 fn client(
     state: &AppState,
     target: &AgentTarget,
 ) -> Result<ClientStatsClient<tonic::transport::Channel>, ApiError> {
     Ok(ClientStatsClient::new(state.agent(&target.addr)?))
-}
-
-/// The node a node-scoped request is for: `node_id` (query, else `body_node_id`), else the
-/// gateway's local node; a standalone gateway needs one.
-async fn node_target(
-    state: &AppState,
-    q: &Query,
-    body_node_id: Option<String>,
-) -> Result<AgentTarget, ApiError> {
-    let given = q
-        .params
-        .get("node_id")
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            body_node_id
-                .map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-        });
-    let node_id = match given {
-        Some(id) => id,
-        None => state
-            .config()
-            .local_node_id
-            .get()
-            .cloned()
-            .ok_or_else(|| ApiError::bad_request("No local Node and node_id not provided"))?,
-    };
-    validate_uuid(&node_id, "node")?;
-    agents::node_agent(state, &node_id).await
 }
 
 pub(super) async fn host_stats(
@@ -80,9 +51,7 @@ pub(super) async fn alloc_stats(
     Path(UuidPath(alloc_id)): Path<UuidPath>,
     q: Query,
 ) -> Result<Response, ApiError> {
-    validate_uuid(&alloc_id, "alloc")?;
-    let alloc = agents::alloc(&state, &alloc_id).await?;
-    let target = agents::node_agent(&state, &alloc.node_id).await?;
+    let target = alloc_target(&state, &alloc_id).await?;
     let task = q.params.get("task").cloned().unwrap_or_default();
     let resp = client(&state, &target)?
         .alloc_stats(v1::AllocStatsRequest { alloc_id, task })
