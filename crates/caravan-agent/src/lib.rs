@@ -8,8 +8,10 @@
 //! - [`identity`]: the node ID and secret kept in the data directory.
 //! - [`client`]: registration and the heartbeat loop.
 //! - [`allocs`]: allocation and task runners, allocation directories, local state, status
-//!   reports, the agent's lifecycle gRPC service.
+//!   reports, the agent's lifecycle gRPC service (signal, restart, GC, exec).
 //! - [`taskenv`]: the task environment and `${...}` interpolation.
+//! - [`fs`], [`fswatch`]: allocation files and logs, followers woken by inotify.
+//! - [`exec`]: exec sessions, a command inside a running task bridged to a gRPC stream.
 //! - [`stats`], [`metadata`], [`stats_service`]: host and allocation resource usage, the
 //!   node's dynamic metadata, and their gRPC service.
 //! - [`config`]: the agent's configuration.
