@@ -1,5 +1,9 @@
-//! Request bodies as Nomad reads them: JSON, field names matched case-insensitively (Go's
-//! encoding/json), unknown fields ignored, an empty body reported as such, the size bounded.
+//! Request bodies as Nomad reads them: JSON decoded as Go's encoding/json decodes it (`null` is
+//! "not set", field names matched case-insensitively, unknown fields ignored; see
+//! `caravan_structs::go_json`), an empty body reported as such, the size bounded.
+//!
+//! [`GoJson`] decodes a body into a typed request struct; [`JsonObject`] keeps it as an object
+//! for handlers that read a few fields or forward a document.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -35,6 +39,26 @@ impl<S: Send + Sync> OptionalFromRequest<S> for JsonObject {
         }
         parse_object(&bytes).map(Some)
     }
+}
+
+/// A typed request body decoded as Go decodes it; a body that does not fit is a 400 naming the
+/// field (`Request decode failed: TaskGroups[0].Count: invalid type ...`).
+#[derive(Debug, Clone)]
+pub struct GoJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for GoJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonObject(map) = <JsonObject as FromRequest<S>>::from_request(req, state).await?;
+        decode(Value::Object(map)).map(GoJson)
+    }
+}
+
+/// Decodes a JSON value (a body or a part of one) as Go would into `T`.
+pub fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    caravan_structs::go_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
 }
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
@@ -138,5 +162,61 @@ fn json_kind(v: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    #[serde(default, rename_all = "PascalCase")]
+    struct Promote {
+        all: bool,
+        groups: Option<Vec<String>>,
+        count: i64,
+    }
+
+    async fn extract(body: &'static str) -> Result<Promote, ApiError> {
+        let req = Request::builder()
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        GoJson::<Promote>::from_request(req, &()).await.map(|b| b.0)
+    }
+
+    #[tokio::test]
+    async fn go_bodies_decode_with_nulls_and_any_case() {
+        let got = extract(r#"{"All": null, "Groups": null, "Count": null, "x": 1}"#).await;
+        assert_eq!(got.unwrap(), Promote::default());
+        let got = extract(r#"{"all": true, "GROUPS": ["a"], "count": 2}"#).await;
+        assert_eq!(
+            got.unwrap(),
+            Promote {
+                all: true,
+                groups: Some(vec!["a".to_owned()]),
+                count: 2
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_name_the_field() {
+        let err = extract(r#"{"Count": "two"}"#).await.unwrap_err();
+        assert!(
+            err.message
+                .starts_with("Request decode failed: Count: invalid type"),
+            "{}",
+            err.message
+        );
+        let err = extract("").await.unwrap_err();
+        assert_eq!(err.message, "Request body is empty");
+        let err = extract("[1]").await.unwrap_err();
+        assert!(
+            err.message.contains("must be a JSON object"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -12,7 +12,7 @@ use caravan_proto::v1::{self, jobs_server};
 use caravan_state::{Document, Row, Snapshot, Store, TableId, Txn, WatchKey, job_key};
 use caravan_structs::{
     AllocStubFields, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING, Job,
-    JobSummary, TaskGroupSummary, default_missing_group_counts, eval_trigger, format_multierror,
+    JobSummary, TaskGroupSummary, eval_trigger, fill_api_defaults, format_multierror,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -53,8 +53,8 @@ pub fn decode_job(job_json: &[u8], namespace: &str) -> Result<Job, ServerError> 
     {
         obj.insert("Namespace".to_owned(), Value::from(namespace_of(namespace)));
     }
-    default_missing_group_counts(&mut value);
-    let mut job: Job = serde_json::from_value(value)
+    fill_api_defaults(&mut value);
+    let mut job: Job = caravan_structs::go_json::from_value(value)
         .map_err(|e| ServerError::BadRequest(format!("failed to decode job: {e}")))?;
     job.canonicalize();
     Ok(job)

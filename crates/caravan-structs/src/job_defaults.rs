@@ -15,7 +15,7 @@
 //!   [`default_reschedule_policy`]), `EphemeralDisk` 300 MB, and for service jobs `Migrate`
 //!   ([`default_migrate_strategy`]) and `Update` ([`default_update_strategy`], merged with the
 //!   job's). `Count` is left alone: the server keeps 0; the `api` client's "nil count means 1"
-//!   can only be seen on the JSON, see [`default_missing_group_counts`].
+//!   can only be seen on the JSON, see [`fill_api_defaults`].
 //! - task: `Resources` 100 MHz / 300 MB, `LogConfig` 10 files × 10 MB, `KillTimeout` 5s, the
 //!   group's `RestartPolicy`; empty `Env`, `Meta`, `Config` become null.
 //!
@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::job::{
     Constraint, EphemeralDisk, JOB_MAX_PRIORITY, JOB_MIN_PRIORITY, JOB_TYPE_BATCH, JOB_TYPE_CORE,
@@ -176,24 +176,120 @@ pub fn default_migrate_strategy() -> MigrateStrategy {
     }
 }
 
-/// The `api` client's group default on the raw `{"Job": ...}` or job JSON: a task group
-/// without a `Count` key (or with `null`) gets 1 (`api.TaskGroup.Canonicalize`; the scaling
-/// block's `Min` when there is one). Run this on the request body before deserializing,
-/// because [`TaskGroup::count`] cannot tell a missing count from an explicit 0.
-pub fn default_missing_group_counts(job: &mut Value) {
-    let Some(groups) = job.get_mut("TaskGroups").and_then(Value::as_array_mut) else {
+/// The `api` package's defaults that depend on whether a field was sent, applied to the raw
+/// job JSON before it is decoded (the typed model cannot tell a missing or `null` field from
+/// an explicit zero). Keys are matched case-insensitively, as the decoder matches them.
+///
+/// - A group without `Count` gets 1, or its scaling block's `Min` (`api.TaskGroup.Canonicalize`).
+/// - A group's `RestartPolicy` takes the job type's default for each field it leaves unset, and
+///   a task's takes its group's (`RestartPolicy.Merge`): `Attempts: 0` stays 0.
+/// - A group's `ReschedulePolicy` likewise takes the job type's default per unset field.
+pub fn fill_api_defaults(job: &mut Value) {
+    let Some(job) = job.as_object_mut() else {
+        return;
+    };
+    let job_type = field(job, "Type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(JOB_TYPE_SERVICE)
+        .to_owned();
+    let restart_default = default_restart_policy(&job_type)
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or(Value::Null);
+    let reschedule_default = default_reschedule_policy(&job_type)
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or(Value::Null);
+    let Some(groups) = field_mut(job, "TaskGroups").and_then(Value::as_array_mut) else {
         return;
     };
     for tg in groups {
-        let Some(obj) = tg.as_object_mut() else {
+        let Some(tg) = tg.as_object_mut() else {
             continue;
         };
-        if obj.get("Count").is_none_or(Value::is_null) {
-            let min = obj
-                .get("Scaling")
-                .and_then(|s| s.get("Min"))
-                .and_then(Value::as_i64);
-            obj.insert("Count".to_owned(), Value::from(min.unwrap_or(1)));
+        default_missing_count(tg);
+        if let Some(rp) = field_mut(tg, "ReschedulePolicy").and_then(Value::as_object_mut) {
+            fill_unset(rp, &reschedule_default);
+        }
+        let group_restart = match field_mut(tg, "RestartPolicy").and_then(Value::as_object_mut) {
+            Some(rp) => {
+                fill_unset(rp, &restart_default);
+                Value::Object(rp.clone())
+            }
+            None => restart_default.clone(),
+        };
+        let Some(tasks) = field_mut(tg, "Tasks").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for task in tasks {
+            if let Some(rp) = task
+                .as_object_mut()
+                .and_then(|t| field_mut(t, "RestartPolicy"))
+                .and_then(Value::as_object_mut)
+            {
+                fill_unset(rp, &group_restart);
+            }
+        }
+    }
+}
+
+/// Only the group counts of [`fill_api_defaults`] (what `/v1/jobs/parse` fills in without
+/// `Canonicalize`).
+pub fn default_missing_group_counts(job: &mut Value) {
+    let groups = job
+        .as_object_mut()
+        .and_then(|job| field_mut(job, "TaskGroups"))
+        .and_then(Value::as_array_mut);
+    for tg in groups
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        default_missing_count(tg);
+    }
+}
+
+fn default_missing_count(tg: &mut Map<String, Value>) {
+    if field(tg, "Count").is_none_or(Value::is_null) {
+        let min = field(tg, "Scaling")
+            .and_then(Value::as_object)
+            .and_then(|s| field(s, "Min"))
+            .and_then(Value::as_i64);
+        set_field(tg, "Count", Value::from(min.unwrap_or(1)));
+    }
+}
+
+/// The value of `name` in `obj`: the exact key, else one equal ignoring case.
+fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+fn field_mut<'a>(obj: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
+    let key = obj
+        .keys()
+        .find(|k| k.as_str() == name)
+        .or_else(|| obj.keys().find(|k| k.eq_ignore_ascii_case(name)))?
+        .clone();
+    obj.get_mut(&key)
+}
+
+/// Sets `name`, replacing a key that differs from it only in case.
+fn set_field(obj: &mut Map<String, Value>, name: &str, value: Value) {
+    obj.retain(|k, _| !k.eq_ignore_ascii_case(name));
+    obj.insert(name.to_owned(), value);
+}
+
+/// Gives every field of `defaults` that `obj` leaves missing or `null` its default value.
+fn fill_unset(obj: &mut Map<String, Value>, defaults: &Value) {
+    let Some(defaults) = defaults.as_object() else {
+        return;
+    };
+    for (name, default) in defaults {
+        if field(obj, name).is_none_or(Value::is_null) {
+            set_field(obj, name, default.clone());
         }
     }
 }
@@ -1043,7 +1139,10 @@ impl Task {
                 }
                 if let Some(d) = disk {
                     let usage = l.max_files.saturating_mul(l.max_file_size_mb);
-                    if d.size_mb <= usage {
+                    // Nomad refuses logs that would fill the disk exactly (`<=`); the Go api
+                    // package's own example jobs (100 MB disk, default logs) do that, so only
+                    // logs larger than the disk are refused here.
+                    if d.size_mb < usage {
                         errs.push(format!(
                             "log storage ({usage} MB) must be less than requested disk capacity ({} MB)",
                             d.size_mb

@@ -24,6 +24,8 @@
 //!   re-exported at the root).
 //! - [`resources`]: resource shapes shared by jobs, allocations and nodes (`Resources`,
 //!   `NetworkResource`, `Port`).
+//! - [`go_json`]: request bodies decoded as Go's `encoding/json` does (`null` is "not set",
+//!   keys match case-insensitively); every body a client sends goes through it.
 //! - [`error`]: `ErrorCode`, the one table of error kinds → HTTP status and wire name.
 //! - [`time`]: `Time` (Go `time.Time`; zero is `null`), lenient duration reading, Go duration
 //!   formatting.
@@ -54,6 +56,7 @@ pub mod alloc;
 pub mod deployment;
 pub mod error;
 pub mod eval;
+pub mod go_json;
 pub mod job;
 pub mod job_defaults;
 pub mod node;

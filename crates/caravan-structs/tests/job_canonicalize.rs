@@ -211,10 +211,34 @@ fn set_values_are_kept_and_partial_blocks_completed() {
 fn missing_counts_default_to_one_on_the_json() {
     let mut v = json!({"ID": "x", "TaskGroups": [{"Name": "a"}, {"Name": "b", "Count": 0},
         {"Name": "c", "Count": null, "Scaling": {"Min": 3}}]});
-    default_missing_group_counts(&mut v);
+    fill_api_defaults(&mut v);
     assert_eq!(v["TaskGroups"][0]["Count"], 1);
     assert_eq!(v["TaskGroups"][1]["Count"], 0);
     assert_eq!(v["TaskGroups"][2]["Count"], 3);
+}
+
+#[test]
+fn unset_policy_fields_take_the_defaults_and_explicit_zeroes_stay() {
+    let mut v = json!({"ID": "x", "Type": "batch", "TaskGroups": [{"Name": "a",
+        "RestartPolicy": {"Attempts": 0, "Interval": null, "mode": "delay"},
+        "ReschedulePolicy": {"Attempts": 5, "Delay": null},
+        "Tasks": [{"Name": "t", "RestartPolicy": {"Delay": 0}}]}]});
+    fill_api_defaults(&mut v);
+    let tg = &v["TaskGroups"][0];
+    assert_eq!(
+        tg["RestartPolicy"],
+        json!({"Attempts": 0, "Interval": 24 * 3_600 * S, "mode": "delay", "Delay": 15 * S,
+            "RenderTemplates": false})
+    );
+    assert_eq!(tg["ReschedulePolicy"]["Attempts"], 5);
+    assert_eq!(tg["ReschedulePolicy"]["Delay"], 5 * S);
+    assert_eq!(tg["ReschedulePolicy"]["DelayFunction"], "constant");
+    // The task's policy is the group's with the task's own fields on top.
+    let task_rp = &tg["Tasks"][0]["RestartPolicy"];
+    assert_eq!(task_rp["Delay"], 0);
+    assert_eq!(task_rp["Attempts"], 0);
+    assert_eq!(task_rp["Interval"], 24 * 3_600 * S);
+    assert_eq!(task_rp["mode"], "delay");
 }
 
 fn fixture_job() -> Value {
@@ -428,11 +452,15 @@ fn task_name_driver_and_resources() {
         [task_err(&["Missing task resources"])]
     );
     assert_eq!(
-        with(|j| group(j).ephemeral_disk.as_mut().unwrap().size_mb = 100),
+        with(|j| group(j).ephemeral_disk.as_mut().unwrap().size_mb = 99),
         [task_err(&[
-            "log storage (100 MB) must be less than requested disk capacity (100 MB)"
+            "log storage (100 MB) must be less than requested disk capacity (99 MB)"
         ])]
     );
+    // Logs exactly as large as the disk are accepted (Nomad refuses them).
+    let mut j = canon("");
+    group(&mut j).ephemeral_disk.as_mut().unwrap().size_mb = 100;
+    assert!(j.validate().is_ok());
 }
 
 #[test]

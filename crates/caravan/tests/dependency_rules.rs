@@ -27,11 +27,35 @@ struct Workspace {
     members: BTreeMap<String, String>,
 }
 
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .trim()
+        .to_owned()
+}
+
 fn workspace() -> Workspace {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Only this platform's packages: a Linux build never downloads the Windows-only crates in
+    // Cargo.lock, and an offline `cargo metadata` of every platform would need them.
+    let host = host_triple();
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(&host)
         .current_dir(&root)
         .output()
         .expect("cargo metadata runs");
