@@ -164,17 +164,34 @@ pub fn job_summary(snap: &Snapshot, job: &Job) -> JobSummary {
         }
     }
     JobSummary {
-        children: if job.is_parameterized() || job.is_periodic() {
-            Some(Default::default())
-        } else {
-            None
-        },
+        children: (job.is_parameterized() || job.is_periodic())
+            .then(|| children_summary(snap, job)),
         create_index: job.create_index,
         job_id: job.id.clone(),
         modify_index,
         namespace: job.namespace.clone(),
         summary: Some(groups),
     }
+}
+
+/// A parameterized or periodic job's children by status (their IDs extend the parent's).
+fn children_summary(snap: &Snapshot, job: &Job) -> caravan_structs::JobChildrenSummary {
+    let mut out = caravan_structs::JobChildrenSummary::default();
+    let start = format!("{}/", job_key(&job.namespace, &job.id));
+    let children = snap
+        .jobs()
+        .range_from(&start)
+        .take_while(|(key, _)| key.starts_with(&start))
+        .map(|(_, row)| &row.value)
+        .filter(|child| child.parent_id == job.id);
+    for child in children {
+        match child.status.as_str() {
+            JOB_STATUS_RUNNING => out.running += 1,
+            JOB_STATUS_DEAD => out.dead += 1,
+            _ => out.pending += 1,
+        }
+    }
+    out
 }
 
 /// The evaluation a job change asks for; `None` for periodic and parameterized jobs, which
@@ -201,7 +218,11 @@ pub fn job_eval(job: &Job, triggered_by: &str, priority: Option<i64>) -> Option<
 
 /// Stores a new version of `job` (or the same version when only bookkeeping changed) and
 /// drops the versions past the tracked window.
-fn upsert_job(txn: &mut Txn<'_>, mut job: Job, existing: Option<&Job>) -> Result<Job, ServerError> {
+pub(crate) fn upsert_job(
+    txn: &mut Txn<'_>,
+    mut job: Job,
+    existing: Option<&Job>,
+) -> Result<Job, ServerError> {
     let index = txn.index();
     match existing {
         Some(old) => {
@@ -240,13 +261,13 @@ fn upsert_job(txn: &mut Txn<'_>, mut job: Job, existing: Option<&Job>) -> Result
 }
 
 /// The outcome of a job write, before it has an index.
-struct JobWrite {
-    eval_id: String,
-    job_modify_index: u64,
-    warnings: String,
+pub(crate) struct JobWrite {
+    pub eval_id: String,
+    pub job_modify_index: u64,
+    pub warnings: String,
 }
 
-fn write_response(w: JobWrite, index: u64) -> v1::JobWriteResponse {
+pub(crate) fn write_response(w: JobWrite, index: u64) -> v1::JobWriteResponse {
     v1::JobWriteResponse {
         eval_create_index: if w.eval_id.is_empty() { 0 } else { index },
         eval_id: w.eval_id,
@@ -315,9 +336,6 @@ fn register(
             _ => {}
         }
     }
-    if let Some(old) = &existing {
-        validate_job_update(old, &job)?;
-    }
     let mut job = job;
     if req.preserve_counts
         && let Some(old) = &existing
@@ -328,6 +346,20 @@ fn register(
             }
         }
     }
+    register_spec(txn, job, existing, Some(req.eval_priority))
+}
+
+/// Stores `job` over `existing` (a new version when the spec changed) and creates the
+/// registration's evaluation: what a register does once its checks passed.
+pub(crate) fn register_spec(
+    txn: &mut Txn<'_>,
+    job: Job,
+    existing: Option<Job>,
+    eval_priority: Option<i64>,
+) -> Result<JobWrite, ServerError> {
+    if let Some(old) = &existing {
+        validate_job_update(old, &job)?;
+    }
     let changed = existing
         .as_ref()
         .is_none_or(|old| spec_of(old) != spec_of(&job) || old.stop != job.stop);
@@ -337,7 +369,7 @@ fn register(
         existing.clone().unwrap_or(job)
     };
     let mut eval_id = String::new();
-    if let Some(eval) = job_eval(&job, eval_trigger::JOB_REGISTER, Some(req.eval_priority)) {
+    if let Some(eval) = job_eval(&job, eval_trigger::JOB_REGISTER, eval_priority) {
         eval_id = eval.id.clone();
         txn.put(eval)?;
     }
@@ -409,6 +441,11 @@ fn newest_first<'a, T: Document>(rows: impl Iterator<Item = &'a Arc<Row<T>>>) ->
         .map(|r| Bytes::copy_from_slice(r.json.as_bytes()))
         .collect();
     (json, index)
+}
+
+/// The namespace of a write, `default` when it names none.
+fn write_namespace(write: Option<&v1::WriteOptions>) -> String {
+    namespace_of(write.map(|w| w.namespace.as_str()).unwrap_or_default()).to_owned()
 }
 
 fn require_job_id(id: &str) -> Result<(), ServerError> {
@@ -769,6 +806,67 @@ impl jobs_server::Jobs for JobsService {
             },
             validation_errors: errors,
             warnings: String::new(),
+        }))
+    }
+
+    async fn revert_job(
+        &self,
+        request: Request<v1::RevertJobRequest>,
+    ) -> Result<Response<v1::JobWriteResponse>, Status> {
+        let req = request.into_inner();
+        if req.job_id.is_empty() {
+            return Err(ServerError::BadRequest("missing job ID for revert".to_owned()).into());
+        }
+        let ns = write_namespace(req.write.as_ref());
+        let written = self
+            .store()
+            .write(move |txn| crate::job_actions::revert(txn, &ns, &req))
+            .await?;
+        Ok(Response::new(write_response(written.value, written.index)))
+    }
+
+    async fn set_job_stability(
+        &self,
+        request: Request<v1::SetJobStabilityRequest>,
+    ) -> Result<Response<v1::SetJobStabilityResponse>, Status> {
+        let req = request.into_inner();
+        if req.job_id.is_empty() {
+            return Err(ServerError::BadRequest(
+                "missing job ID for marking job as stable".to_owned(),
+            )
+            .into());
+        }
+        let ns = write_namespace(req.write.as_ref());
+        let written = self
+            .store()
+            .write(move |txn| crate::job_actions::set_stability(txn, &ns, &req))
+            .await?;
+        Ok(Response::new(v1::SetJobStabilityResponse {
+            index: written.index,
+        }))
+    }
+
+    async fn dispatch_job(
+        &self,
+        request: Request<v1::DispatchJobRequest>,
+    ) -> Result<Response<v1::DispatchJobResponse>, Status> {
+        let req = request.into_inner();
+        let ns = write_namespace(req.write.as_ref());
+        let written = self
+            .store()
+            .write(move |txn| crate::job_actions::dispatch(txn, &ns, &req))
+            .await?;
+        let d = written.value;
+        Ok(Response::new(v1::DispatchJobResponse {
+            eval_create_index: if d.eval_id.is_empty() {
+                0
+            } else {
+                written.index
+            },
+            index: d.existing_index.unwrap_or(written.index),
+            dispatched_job_id: d.job_id,
+            eval_id: d.eval_id,
+            job_create_index: d.job_create_index,
         }))
     }
 }

@@ -31,6 +31,7 @@ pub mod drainer;
 pub mod error;
 pub mod evals;
 pub mod heartbeat;
+pub mod job_actions;
 pub mod jobs;
 pub mod nodes;
 pub mod paginate;

@@ -5,7 +5,7 @@
 //! reporter.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -348,6 +348,44 @@ impl TaskObserver for Observer {
     }
 }
 
+/// Writes a dispatched job's payload to the task's `dispatch_payload { file }` under `local/`
+/// (Nomad's dispatch hook). A path that leaves `local/` is refused.
+fn write_dispatch_payload(job: &Job, task: &Task, task_dir: &Path) -> Result<(), String> {
+    let Some(file) = task
+        .dispatch_payload
+        .as_ref()
+        .map(|d| d.file.as_str())
+        .filter(|f| !f.is_empty())
+    else {
+        return Ok(());
+    };
+    let relative = Path::new(file);
+    let confined = relative.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !confined {
+        return Err(format!(
+            "dispatch_payload file {file:?} escapes the task's local directory"
+        ));
+    }
+    use base64::Engine as _;
+    let payload = match job.payload.as_deref() {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("the job's dispatch payload is not base64: {e}"))?,
+        None => Vec::new(),
+    };
+    let path = task_dir.join("local").join(relative);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&path, payload).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// Builds the task's directories, environment and driver config for each start.
 fn prepare_fn(
     ctx: &RunnerContext,
@@ -379,6 +417,7 @@ fn prepare_fn(
         let task_dir = dir
             .build_task(&task.name)
             .map_err(|e| format!("cannot build the task directory: {e}"))?;
+        write_dispatch_payload(job, task, &task_dir)?;
         let isolated = task.driver == caravan_drivers::exec::NAME;
         let dirs = if isolated {
             TaskDirs {

@@ -33,7 +33,7 @@ struct JobWriteBody {
     warnings: Option<String>,
 }
 
-fn write_response(
+pub(super) fn write_response(
     r: v1::JobWriteResponse,
     deregister: bool,
     pretty: bool,

@@ -9,6 +9,7 @@ mod client_fs;
 mod client_stats;
 mod deployments;
 mod evals;
+mod job_actions;
 mod jobs;
 mod jobs_parse;
 mod nodes;
@@ -254,6 +255,24 @@ fn table() -> RouteTable {
             "/v1/job/{job_id}/evaluate",
             Namespace("read-job"),
             handler!(PUT_POST, jobs::evaluate),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}/revert",
+            Namespace("submit-job"),
+            handler!(PUT_POST, job_actions::revert),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}/stable",
+            Namespace("submit-job"),
+            handler!(PUT_POST, job_actions::stable),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}/dispatch",
+            Namespace("dispatch-job"),
+            handler!(PUT_POST, job_actions::dispatch),
         )
         .route(
             PUT_POST,
