@@ -54,7 +54,12 @@ async fn run_program(program: &str, args: &[&str], stdin: &[u8], env: &[(&str, &
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for var in ["NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_REGION", "NOMAD_NAMESPACE"] {
+    for var in [
+        "NOMAD_ADDR",
+        "NOMAD_TOKEN",
+        "NOMAD_REGION",
+        "NOMAD_NAMESPACE",
+    ] {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
@@ -104,24 +109,41 @@ async fn runs_commands_with_their_output_input_and_exit_code() {
     let mut args = vec![id.as_str()];
     args.extend(sh);
     let r = exec(&c, &args, b"").await;
-    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (Some(3), "out\n", "err\n"));
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (Some(3), "out\n", "err\n")
+    );
 
     // Stdin goes through, and its end closes the command's.
     let r = exec(&c, &[&id, "cat"], b"hello\nworld\n").await;
-    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (Some(0), "hello\nworld\n", ""));
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (Some(0), "hello\nworld\n", "")
+    );
 
     // A large input through cat: input and output flow at once.
-    let big: Vec<u8> = (0..400_000u32).map(|i| b"0123456789abcdef\n"[i as usize % 17]).collect();
+    let big: Vec<u8> = (0..400_000u32)
+        .map(|i| b"0123456789abcdef\n"[i as usize % 17])
+        .collect();
     let r = exec(&c, &[&id, "cat"], &big).await;
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(r.stdout.as_bytes() == big.as_slice(), "{} bytes back", r.stdout.len());
+    assert!(
+        r.stdout.as_bytes() == big.as_slice(),
+        "{} bytes back",
+        r.stdout.len()
+    );
 
     // -i=false: the command's stdin is closed at once.
     let r = exec(&c, &["-i=false", &id, "cat"], b"ignored").await;
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "{r:?}");
 
     // A prefix of the ID; an odd-length one is cut to whole bytes, as Nomad does.
-    let r = exec(&c, &[&id[..8], "/bin/sh", "-c", "echo $NOMAD_ALLOC_ID"], b"").await;
+    let r = exec(
+        &c,
+        &[&id[..8], "/bin/sh", "-c", "echo $NOMAD_ALLOC_ID"],
+        b"",
+    )
+    .await;
     assert_eq!((r.code, r.stdout.trim()), (Some(0), id.as_str()), "{r:?}");
     let r = exec(&c, &[&id[..5], "true"], b"").await;
     assert_eq!(r.code, Some(0), "{r:?}");
@@ -129,16 +151,40 @@ async fn runs_commands_with_their_output_input_and_exit_code() {
     // Everything after the allocation is the command's, flags included.
     let r = exec(
         &c,
-        &[&id, "/bin/sh", "-c", r#"echo "$@""#, "sh", "-task", "x", "-la", "--", "-t"],
+        &[
+            &id,
+            "/bin/sh",
+            "-c",
+            r#"echo "$@""#,
+            "sh",
+            "-task",
+            "x",
+            "-la",
+            "--",
+            "-t",
+        ],
         b"",
     )
     .await;
-    assert_eq!((r.code, r.stdout.as_str()), (Some(0), "-task x -la -- -t\n"), "{r:?}");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (Some(0), "-task x -la -- -t\n"),
+        "{r:?}"
+    );
 
     // -job: a running allocation of the job; -task names the task; NOMAD_ADDR is the address.
     let r = run_program(
         &caravan_path(),
-        &["alloc", "exec", "-job", "-task=t", "execs", "/bin/sh", "-c", "echo $NOMAD_JOB_NAME $NOMAD_TASK_NAME"],
+        &[
+            "alloc",
+            "exec",
+            "-job",
+            "-task=t",
+            "execs",
+            "/bin/sh",
+            "-c",
+            "echo $NOMAD_JOB_NAME $NOMAD_TASK_NAME",
+        ],
         b"",
         &[("NOMAD_ADDR", &c.url)],
     )
@@ -172,7 +218,10 @@ async fn bad_inputs_fail_with_nomads_messages() {
 
     let unknown = "0ddba11d-0000-4000-8000-000000000000";
     let r = exec(&c, &[unknown, "ls"], b"").await;
-    assert_fails(&r, &format!("No allocation(s) with prefix or id \"{unknown}\" found\n"));
+    assert_fails(
+        &r,
+        &format!("No allocation(s) with prefix or id \"{unknown}\" found\n"),
+    );
 
     // An empty prefix matches both allocations: Nomad's table of them.
     let r = exec(&c, &["", "ls"], b"").await;
@@ -183,11 +232,23 @@ async fn bad_inputs_fail_with_nomads_messages() {
     let header: Vec<&str> = lines[2].split("  ").filter(|s| !s.is_empty()).collect();
     assert_eq!(
         header,
-        ["ID", "Node ID", "Task Group", "Version", "Desired", "Status", "Created", "Modified"]
+        [
+            "ID",
+            "Node ID",
+            "Task Group",
+            "Version",
+            "Desired",
+            "Status",
+            "Created",
+            "Modified"
+        ]
     );
     assert_eq!(lines.len(), 5, "{r:?}");
     for short in [&id[..8], &two[..8]] {
-        assert!(lines[3..].iter().any(|l| l.starts_with(short)), "{short}: {r:?}");
+        assert!(
+            lines[3..].iter().any(|l| l.starts_with(short)),
+            "{short}: {r:?}"
+        );
     }
 
     let r = exec(&c, &["-task", "nope", &id, "ls"], b"").await;
@@ -202,14 +263,18 @@ async fn bad_inputs_fail_with_nomads_messages() {
     );
     let r = exec(&c, &["-job", "nosuchjob", "ls"], b"").await;
     assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(r.stderr.starts_with("Error fetching allocations: "), "{r:?}");
+    assert!(
+        r.stderr.starts_with("Error fetching allocations: "),
+        "{r:?}"
+    );
     assert!(r.stderr.contains("\"nosuchjob\""), "{r:?}");
 
     // The gateway refuses the session: its status and message, as Nomad shows them.
     let r = exec(&c, &[&id, "/no/such/program"], b"").await;
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
-        r.stderr.starts_with("failed to exec into task: Unexpected response code: "),
+        r.stderr
+            .starts_with("failed to exec into task: Unexpected response code: "),
         "{r:?}"
     );
     assert!(r.stderr.contains("/no/such/program"), "{r:?}");
@@ -220,7 +285,13 @@ async fn bad_inputs_fail_with_nomads_messages() {
 
     // Nobody at the address.
     let nobody = format!("http://127.0.0.1:{}", free_port());
-    let r = run_program(&caravan_path(), &["alloc", "exec", "-address", &nobody, &id, "ls"], b"", &[]).await;
+    let r = run_program(
+        &caravan_path(),
+        &["alloc", "exec", "-address", &nobody, &id, "ls"],
+        b"",
+        &[],
+    )
+    .await;
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(r.stderr.starts_with("Error querying allocation: "), "{r:?}");
 }
@@ -276,9 +347,18 @@ async fn terminal_sessions() {
     let mut child = script(&session);
     let mut seen = Vec::new();
     read_until(&mut child, &mut seen, "33 101").await;
-    child.stdin.as_mut().unwrap().write_all(b"hello\r").await.unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello\r")
+        .await
+        .unwrap();
     let text = read_until(&mut child, &mut seen, "mode-restored").await;
-    let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.code(), Some(4), "{text:?}");
     assert!(text.contains("remote-tty"), "{text:?}");
     assert!(text.contains("got hello"), "{text:?}");
@@ -292,10 +372,19 @@ async fn terminal_sessions() {
     let mut child = script(&session);
     let mut seen = Vec::new();
     read_until(&mut child, &mut seen, "ready").await;
-    child.stdin.as_mut().unwrap().write_all(b"~.").await.unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"~.")
+        .await
+        .unwrap();
     let text = read_until(&mut child, &mut seen, "exit=").await;
     assert!(text.contains("Connection closed"), "{text:?}");
     assert!(text.contains("exit=1"), "{text:?}");
-    let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{text:?}");
 }

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use caravan_isolation::{
     BindMount, CgroupSpec, EnterOptions, IsolationError, IsolationSpec, TaskUser, cgroup_destroy,
-    cgroup_pids, cgroup_stats, enter_and_spawn, enter_and_spawn_with, open_pty, open_pty_in,
-    probe, set_window_size, spawn_isolated, system_binds, window_size,
+    cgroup_pids, cgroup_stats, enter_and_spawn, enter_and_spawn_with, open_pty, open_pty_in, probe,
+    set_window_size, spawn_isolated, system_binds, window_size,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

@@ -342,12 +342,7 @@ fn task_group<'a>(alloc: &'a Allocation) -> Result<&'a TaskGroup, String> {
         .job
         .as_ref()
         .and_then(|job| job.task_groups.iter().find(|g| g.name == alloc.task_group))
-        .ok_or_else(|| {
-            format!(
-                "Could not find allocation task group: {}",
-                alloc.task_group
-            )
-        })
+        .ok_or_else(|| format!("Could not find allocation task group: {}", alloc.task_group))
 }
 
 fn validate_task(alloc: &Allocation, task: &str) -> Result<(), String> {
@@ -522,7 +517,9 @@ fn exec_url(
     } else if let Some(rest) = address.strip_prefix("https://") {
         format!("wss://{rest}")
     } else {
-        return Err(format!("Error initializing client: unsupported address {address:?}"));
+        return Err(format!(
+            "Error initializing client: unsupported address {address:?}"
+        ));
     };
     let command = serde_json::to_string(command)
         .map_err(|e| format!("failed to exec into task: failed to marshal command: {e}"))?;
@@ -730,8 +727,7 @@ fn closed(frame: Option<tungstenite::protocol::CloseFrame>) -> String {
     match frame {
         Some(f) if !f.reason.is_empty() => f.reason.to_string(),
         Some(f) if f.code == CloseCode::Normal => {
-            "websocket closed before receiving exit code: websocket: close 1000 (normal)"
-                .to_owned()
+            "websocket closed before receiving exit code: websocket: close 1000 (normal)".to_owned()
         }
         Some(f) => format!("websocket: close {}", u16::from(f.code)),
         None => "websocket: close 1005 (no status)".to_owned(),
