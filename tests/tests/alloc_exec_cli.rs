@@ -229,7 +229,11 @@ async fn bad_inputs_fail_with_nomads_messages() {
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines[0], "Prefix matched multiple allocations", "{r:?}");
     assert_eq!(lines[1], "");
-    let header: Vec<&str> = lines[2].split("  ").filter(|s| !s.is_empty()).collect();
+    let header: Vec<&str> = lines[2]
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     assert_eq!(
         header,
         [
@@ -336,17 +340,29 @@ async fn terminal_sessions() {
     let id = run_job(&c, "execs", vec![idle_task("t")]).await;
     let caravan = caravan_path();
 
-    // A remote terminal of the local terminal's size; typed input reaches it; the exit code
-    // comes back and the local terminal's mode is restored.
-    let remote = r#"test -t 0 && echo remote-tty; stty size; read line; echo "got $line"; exit 4"#;
+    // A remote terminal of the local terminal's size, resized with it (SIGWINCH); typed input
+    // reaches it; the exit code comes back and the local terminal's mode is restored. The
+    // command starts before the first size arrives, so it waits for each size. The remote
+    // task runs on this machine: it tells the local side when to resize with a file.
+    let dir = TempDir::new("caravan-exec-tty").unwrap();
+    let flag = dir.path().join("seen-first-size");
+    let flag = flag.display();
+    let remote = format!(
+        "test -t 0 && echo remote-tty; \
+         until [ \"$(stty size)\" = \"33 101\" ]; do sleep 0.1; done; echo size-33x101; touch {flag}; \
+         until [ \"$(stty size)\" = \"40 120\" ]; do sleep 0.1; done; echo size-40x120; \
+         read line; echo \"got $line\"; exit 4"
+    );
     let session = format!(
-        "stty rows 33 cols 101; before=$(stty -g); '{caravan}' alloc exec -address {} {id} /bin/sh -c '{remote}'; \
-         code=$?; [ \"$(stty -g)\" = \"$before\" ] && echo mode-restored; exit $code",
+        "stty rows 33 cols 101; before=$(stty -g); \
+         (until [ -e {flag} ]; do sleep 0.1; done; stty rows 40 cols 120 < /dev/tty) & \
+         '{caravan}' alloc exec -address {} {id} /bin/sh -c '{remote}'; \
+         code=$?; wait; [ \"$(stty -g)\" = \"$before\" ] && echo mode-restored; exit $code",
         c.url
     );
     let mut child = script(&session);
     let mut seen = Vec::new();
-    read_until(&mut child, &mut seen, "33 101").await;
+    read_until(&mut child, &mut seen, "size-40x120").await;
     child
         .stdin
         .as_mut()
