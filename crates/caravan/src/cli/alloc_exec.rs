@@ -296,7 +296,7 @@ async fn alloc_by_prefix(client: &Client, id: &str) -> Result<AllocStub, String>
         0 => Err(format!("No allocation(s) with prefix or id {id:?} found")),
         1 => Ok(stubs.remove(0)),
         _ => {
-            stubs.sort_by(|a, b| b.create_index.cmp(&a.create_index));
+            stubs.sort_by_key(|s| std::cmp::Reverse(s.create_index));
             Err(format!(
                 "Prefix matched multiple allocations\n\n{}",
                 alloc_table(&stubs, now_nanos())
@@ -337,7 +337,7 @@ fn path_segment(s: &str) -> String {
         .replace('+', "%20")
 }
 
-fn task_group<'a>(alloc: &'a Allocation) -> Result<&'a TaskGroup, String> {
+fn task_group(alloc: &Allocation) -> Result<&TaskGroup, String> {
     alloc
         .job
         .as_ref()
