@@ -255,3 +255,9 @@ pub fn open_pty_in(pid: i32) -> Result<(OwnedFd, OwnedFd), IsolationError> {
 pub fn set_window_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<(), IsolationError> {
     pty::set_window_size(fd, rows, cols)
 }
+
+/// The window size `(rows, columns)` of the terminal `fd` (e.g. the CLI's own stdout, for
+/// `caravan alloc exec -t`).
+pub fn window_size(fd: impl AsFd) -> Result<(u16, u16), IsolationError> {
+    pty::window_size(fd)
+}

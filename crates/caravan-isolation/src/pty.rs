@@ -73,3 +73,21 @@ pub(crate) fn set_window_size(fd: impl AsFd, rows: u16, cols: u16) -> Result<(),
     }
     Ok(())
 }
+
+pub(crate) fn window_size(fd: impl AsFd) -> Result<(u16, u16), IsolationError> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize to the pointer, which outlives the call.
+    let ret = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+    if ret == -1 {
+        return Err(IsolationError::io(
+            "reading the terminal window size",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok((size.ws_row, size.ws_col))
+}

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use caravan_isolation::{
     BindMount, CgroupSpec, EnterOptions, IsolationError, IsolationSpec, TaskUser, cgroup_destroy,
-    cgroup_pids, cgroup_stats, enter_and_spawn, enter_and_spawn_with, open_pty_in, probe,
-    set_window_size, spawn_isolated, system_binds,
+    cgroup_pids, cgroup_stats, enter_and_spawn, enter_and_spawn_with, open_pty, open_pty_in, probe,
+    set_window_size, spawn_isolated, system_binds, window_size,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -379,5 +379,17 @@ fn failures_name_their_cause() -> TestResult {
     });
     let output = spawn_isolated(shell("id -u; id -g"), &spec)?.wait_with_output()?;
     assert_eq!(lines(&output), ["65534", "65534"]);
+    Ok(())
+}
+
+/// The CLI's side of a terminal (`caravan alloc exec -t`): no root needed.
+#[test]
+fn window_size_reads_the_terminal_size() -> TestResult {
+    let (master, slave) = open_pty()?;
+    set_window_size(&master, 33, 101)?;
+    assert_eq!(window_size(&slave)?, (33, 101));
+    assert_eq!(window_size(&master)?, (33, 101));
+    let not_a_terminal = std::fs::File::open("/dev/null")?;
+    assert!(window_size(&not_a_terminal).is_err());
     Ok(())
 }

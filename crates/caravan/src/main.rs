@@ -1,14 +1,16 @@
 //! The `caravan` binary: wiring only. `caravan agent -dev` runs server, gateway and one client
 //! agent in one process with an embedded SQLite store; `server`, `agent` and `gateway` run the
-//! parts separately; `migrate` runs the database migrations.
+//! parts separately; `migrate` runs the database migrations; `alloc exec` runs a command inside
+//! a running task, as `nomad alloc exec` does (`cli/`).
 
+mod cli;
 mod config;
 mod flags;
 mod run;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +33,9 @@ enum Command {
     Gateway(GatewayArgs),
     /// Run the database migrations and exit.
     Migrate(MigrateArgs),
+    /// Interact with allocations (exec).
+    #[command(subcommand)]
+    Alloc(cli::AllocCommand),
     /// Internal: supervise one task for a client agent (started by the agent).
     #[command(hide = true)]
     Executor(ExecutorArgs),
@@ -177,7 +182,7 @@ pub struct MigrateArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse_from(flags::normalize(std::env::args()));
+    let cli = Cli::parse_from(flags::normalize(std::env::args(), &Cli::command()));
     // The executor stays synchronous and single-threaded until its task is started: isolation
     // (namespaces) needs that, and it keeps the per-task process small.
     if let Command::Executor(args) = &cli.command {
@@ -194,13 +199,16 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Command::Alloc(cli::AllocCommand::Exec(args)) = cli.command {
+        return runtime.block_on(cli::alloc_exec::run(args));
+    }
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Agent(args) => run::agent(args).await,
             Command::Server(args) => run::server(args).await,
             Command::Gateway(args) => run::gateway(args).await,
             Command::Migrate(args) => run::migrate(args).await,
-            Command::Executor(_) => Ok(()),
+            Command::Executor(_) | Command::Alloc(_) => Ok(()),
         }
     });
     match result {

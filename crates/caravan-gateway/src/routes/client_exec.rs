@@ -36,6 +36,8 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Input messages queued towards the agent.
 const INPUT_WINDOW: usize = 16;
+/// How long a finished session waits for the client to close its end.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// A close reason must fit a control frame (125 bytes, 2 of them the code).
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -295,7 +297,11 @@ async fn bridge(socket: WebSocket, session: Session) {
     // command): the writer finds it even when it sees the agent stream end first. Dropped
     // unsent, the client is gone.
     let (malformed_tx, mut malformed) = oneshot::channel::<String>();
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
+        // `None` once the command is gone or a frame was refused: what the client sends after
+        // that is read and dropped, until its close or its end (see the end of `bridge`).
+        let mut input = Some(input);
+        let mut malformed_tx = Some(malformed_tx);
         while let Some(Ok(message)) = stream.next().await {
             let payload = match message {
                 Message::Text(text) => bytes::Bytes::from(text),
@@ -303,17 +309,23 @@ async fn bridge(socket: WebSocket, session: Session) {
                 Message::Ping(_) | Message::Pong(_) => continue,
                 Message::Close(_) => return,
             };
+            let Some(tx) = input.as_ref() else {
+                continue;
+            };
             match decode_frame(&payload) {
                 Ok(requests) => {
                     for request in requests {
-                        if input.send(request).await.is_err() {
-                            return;
+                        if tx.send(request).await.is_err() {
+                            input = None;
+                            break;
                         }
                     }
                 }
                 Err(reason) => {
-                    let _ = malformed_tx.send(reason);
-                    return;
+                    if let Some(malformed_tx) = malformed_tx.take() {
+                        let _ = malformed_tx.send(reason);
+                    }
+                    input = None;
                 }
             }
         }
@@ -371,6 +383,13 @@ async fn bridge(socket: WebSocket, session: Session) {
             }
         }
     }
+    // The agent stream goes now, whatever the client does next.
+    drop(output);
+    // The client answers the close (or just hangs up, as Nomad's CLI does after the exit
+    // frame). Dropping the socket before reading what it sent meanwhile (stdin, heartbeats)
+    // would make the kernel reset the connection, and a reset can destroy the last frames
+    // before the client reads them: the exit frame among them.
+    let _ = tokio::time::timeout(CLOSE_WAIT, &mut reader).await;
     reader.abort();
 }
 
