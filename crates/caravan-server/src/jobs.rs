@@ -75,6 +75,11 @@ fn spec_of(job: &Job) -> Job {
     spec
 }
 
+/// Whether `new` differs from `old` in anything but bookkeeping (a new version).
+pub(crate) fn spec_changed(old: &Job, new: &Job) -> bool {
+    spec_of(old) != spec_of(new) || old.stop != new.stop
+}
+
 /// A job's status as Nomad derives it from its allocations and evaluations.
 pub fn derive_job_status(snap: &Snapshot, job: &Job) -> &'static str {
     if job.is_parameterized() || job.is_periodic() {
@@ -279,7 +284,7 @@ pub(crate) fn write_response(w: JobWrite, index: u64) -> v1::JobWriteResponse {
 
 /// The transitions an update may not make (Nomad's `validateJobUpdate`): the type, and being
 /// periodic or parameterized, are fixed when a job is first registered.
-fn validate_job_update(old: &Job, new: &Job) -> Result<(), ServerError> {
+pub(crate) fn validate_job_update(old: &Job, new: &Job) -> Result<(), ServerError> {
     let refuse = |msg: String| Err(ServerError::BadRequest(msg));
     if old.r#type != new.r#type {
         return refuse(format!(
@@ -360,9 +365,7 @@ pub(crate) fn register_spec(
     if let Some(old) = &existing {
         validate_job_update(old, &job)?;
     }
-    let changed = existing
-        .as_ref()
-        .is_none_or(|old| spec_of(old) != spec_of(&job) || old.stop != job.stop);
+    let changed = existing.as_ref().is_none_or(|old| spec_changed(old, &job));
     let job = if changed {
         upsert_job(txn, job, existing.as_ref())?
     } else {
@@ -560,6 +563,7 @@ impl jobs_server::Jobs for JobsService {
         request: Request<v1::GetJobRequest>,
     ) -> Result<Response<v1::GetJobVersionsResponse>, Status> {
         let req = request.into_inner();
+        let want_diffs = req.diffs;
         let (versions, index) = self
             .read_job(&req, &[TableId::JobVersions], |snap, job| {
                 let rows: Vec<Bytes> = snap
@@ -567,12 +571,28 @@ impl jobs_server::Jobs for JobsService {
                     .rev()
                     .map(|row| Bytes::copy_from_slice(row.json.as_bytes()))
                     .collect();
-                (rows, job.modify_index)
+                // Nomad's `Diffs`: version i+1 → version i, newest first.
+                let diffs = want_diffs.then(|| {
+                    let jobs: Vec<&Job> = snap
+                        .versions_of_job(&job.namespace, &job.id)
+                        .rev()
+                        .map(|row| &row.value.0)
+                        .collect();
+                    let diffs: Vec<caravan_structs::JobDiff> = jobs
+                        .windows(2)
+                        .map(|w| caravan_structs::diff_jobs(Some(w[1]), w[0]))
+                        .collect();
+                    to_json(&diffs)
+                });
+                ((rows, diffs), job.modify_index)
             })
             .await;
+        let found = versions.is_some();
+        let (versions_json, diffs) = versions.unzip();
         Ok(Response::new(v1::GetJobVersionsResponse {
-            found: versions.is_some(),
-            versions_json: versions.unwrap_or_default(),
+            found,
+            versions_json: versions_json.unwrap_or_default(),
+            diffs_json: diffs.flatten().transpose()?.unwrap_or_default(),
             meta: Some(query_meta(index, String::new())),
         }))
     }
@@ -867,6 +887,31 @@ impl jobs_server::Jobs for JobsService {
             dispatched_job_id: d.job_id,
             eval_id: d.eval_id,
             job_create_index: d.job_create_index,
+        }))
+    }
+
+    async fn plan_job(
+        &self,
+        request: Request<v1::PlanJobRequest>,
+    ) -> Result<Response<v1::PlanJobResponse>, Status> {
+        let req = request.into_inner();
+        let ns = write_namespace(req.write.as_ref());
+        let job = decode_job(&req.job_json, &ns)?;
+        if !req.path_job_id.is_empty() && req.path_job_id != job.id {
+            return Err(ServerError::BadRequest("Job ID does not match".to_owned()).into());
+        }
+        job.validate()
+            .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        let snap = self.store().snapshot();
+        let config = self.server.scheduler_config();
+        let diff = req.diff;
+        let planned =
+            tokio::task::spawn_blocking(move || crate::job_plan::plan_job(snap, config, job, diff))
+                .await
+                .map_err(|e| ServerError::Internal(format!("planning stopped: {e}")))??;
+        Ok(Response::new(v1::PlanJobResponse {
+            index: planned.index,
+            json: to_json(&planned)?,
         }))
     }
 }

@@ -32,6 +32,7 @@ pub mod error;
 pub mod evals;
 pub mod heartbeat;
 pub mod job_actions;
+pub mod job_plan;
 pub mod jobs;
 pub mod nodes;
 pub mod paginate;
@@ -66,6 +67,13 @@ pub const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 /// Largest gRPC message accepted (node documents with many attributes, big allocation lists).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+fn scheduler_config_of(config: &ServerConfig) -> caravan_scheduler::SchedulerConfig {
+    caravan_scheduler::SchedulerConfig {
+        algorithm: caravan_scheduler::SchedulerAlgorithm::from_name(&config.scheduler_algorithm),
+        ..Default::default()
+    }
+}
+
 /// Shared by every service of one server.
 pub struct Server {
     pub store: Store,
@@ -83,12 +91,7 @@ impl Server {
         heartbeats.initialize(&store);
         tokio::spawn(heartbeats.clone().run(store.clone()));
         tokio::spawn(drainer::run(store.clone()));
-        let sched_config = caravan_scheduler::SchedulerConfig {
-            algorithm: caravan_scheduler::SchedulerAlgorithm::from_name(
-                &config.scheduler_algorithm,
-            ),
-            ..Default::default()
-        };
+        let sched_config = scheduler_config_of(&config);
         let broker = scheduling::start(&store, config.scheduler_workers, sched_config);
         let started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -101,6 +104,11 @@ impl Server {
             heartbeats,
             started_at,
         })
+    }
+
+    /// The scheduler configuration evaluations are processed with.
+    pub fn scheduler_config(&self) -> caravan_scheduler::SchedulerConfig {
+        scheduler_config_of(&self.config)
     }
 
     /// The gRPC services of this server.

@@ -17,6 +17,7 @@
 //!   `JobListStub`, `JobSummary`.
 //! - [`job_defaults`]: `Job::canonicalize` (Nomad's registration defaults) and `Job::validate`
 //!   (Nomad's checks and messages, `JobValidationError`).
+//! - [`job_diff`]: `JobDiff` (Nomad's job diff, for plans and version diffs).
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
@@ -59,6 +60,7 @@ pub mod eval;
 pub mod go_json;
 pub mod job;
 pub mod job_defaults;
+pub mod job_diff;
 pub mod node;
 pub mod resources;
 pub mod service;
@@ -71,6 +73,7 @@ pub use error::{ErrorCode, UnknownErrorCode};
 pub use eval::*;
 pub use job::*;
 pub use job_defaults::*;
+pub use job_diff::*;
 pub use node::*;
 pub use resources::*;
 pub use service::*;

@@ -265,8 +265,13 @@ pub(super) async fn versions(
     }
     let meta = resp.meta.unwrap_or_default();
     // {"Diffs":null,"Index":…,"KnownLeader":…,"LastContact":…,"NextToken":"","Versions":[…]}
+    let diffs = if resp.diffs_json.is_empty() {
+        "null".to_owned()
+    } else {
+        String::from_utf8_lossy(&resp.diffs_json).into_owned()
+    };
     let mut body = format!(
-        "{{\"Diffs\":null,\"Index\":{},\"KnownLeader\":{},\"LastContact\":{},\"NextToken\":\"\",\"Versions\":[",
+        "{{\"Diffs\":{diffs},\"Index\":{},\"KnownLeader\":{},\"LastContact\":{},\"NextToken\":\"\",\"Versions\":[",
         meta.index, meta.known_leader, meta.last_contact_ms
     )
     .into_bytes();
@@ -471,4 +476,45 @@ pub(super) async fn validate(
         warnings: resp.warnings,
     };
     Ok(JsonResponse::value(&body)?.pretty(q.pretty).into_response())
+}
+
+/// `PUT|POST /v1/job/:job_id/plan`: what registering the body's job would do.
+pub(super) async fn plan(
+    State(state): State<AppState>,
+    Path(path_job_id): Path<String>,
+    q: Query,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let job = job_of(&body)?;
+    match get_ci(job, "ID") {
+        Some(Value::String(id)) if !id.is_empty() => {
+            if *id != path_job_id {
+                return Err(ApiError::bad_request("Job ID does not match"));
+            }
+        }
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return Err(ApiError::bad_request("Job must have a valid ID"));
+        }
+        Some(other) => return Err(wrong_type("Job.ID", "string", other)),
+    }
+    let namespace = namespace_for_job(&q, &body, job).to_owned();
+    let mut job = job.clone();
+    job.retain(|k, _| !k.eq_ignore_ascii_case("Namespace"));
+    job.insert("Namespace".to_owned(), Value::from(namespace.clone()));
+    let mut write = q.to_write_proto();
+    write.namespace = namespace;
+    let resp = state
+        .jobs()
+        .plan_job(v1::PlanJobRequest {
+            job_json: encode_job(&job)?.into(),
+            path_job_id,
+            diff: body.bool("Diff")?.unwrap_or(false),
+            write: Some(write),
+        })
+        .await?
+        .into_inner();
+    Ok(JsonResponse::raw(resp.json)
+        .index(resp.index)
+        .pretty(q.pretty)
+        .into_response())
 }

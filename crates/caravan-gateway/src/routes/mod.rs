@@ -258,6 +258,12 @@ fn table() -> RouteTable {
         )
         .route(
             PUT_POST,
+            "/v1/job/{job_id}/plan",
+            Namespace("submit-job"),
+            handler!(PUT_POST, jobs::plan),
+        )
+        .route(
+            PUT_POST,
             "/v1/job/{job_id}/revert",
             Namespace("submit-job"),
             handler!(PUT_POST, job_actions::revert),
