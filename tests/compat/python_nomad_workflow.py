@@ -1,5 +1,5 @@
 """Drives Caravan's job workflow with python-nomad, unmodified: dispatch of a parameterized job
-(with its idempotency token), revert, stable, and purge-then-register.
+(with its idempotency token), revert, stable, plan, and purge-then-register.
 
 Usage: python python_nomad_workflow.py HOST PORT
 Exits non-zero, with the failing step, if any call fails or answers differently than Nomad.
@@ -133,6 +133,32 @@ def check_revert_and_stable(n):
     assert n.job.get_job("compat-revert")["Stable"] is False
 
 
+def check_plan(n):
+    job = service_job("compat-plan", ["600"])
+    plan = n.job.plan_job("compat-plan", job, diff=True)
+    assert plan["Annotations"]["DesiredTGUpdates"]["web"]["Place"] == 1, plan
+    assert plan["Diff"]["Type"] == "Added", plan["Diff"]
+    assert plan["JobModifyIndex"] == 0, plan
+    try:
+        n.job.get_job("compat-plan")
+        raise AssertionError("planning registered the job")
+    except exc.URLNotFoundNomadException:
+        pass
+    n.jobs.register_job(job)
+    wait_for(
+        "compat-plan running",
+        lambda: any(a["ClientStatus"] == "running" for a in n.job.get_allocations("compat-plan")),
+    )
+    changed = service_job("compat-plan", ["601"])
+    plan = n.job.plan_job("compat-plan", changed, diff=True)
+    assert plan["Annotations"]["DesiredTGUpdates"]["web"]["DestructiveUpdate"] == 1, plan
+    assert plan["Diff"]["TaskGroups"][0]["Tasks"][0]["Annotations"] == [
+        "forces create/destroy update"
+    ], plan["Diff"]
+    assert plan["JobModifyIndex"] == n.job.get_job("compat-plan")["JobModifyIndex"], plan
+    n.job.deregister_job("compat-plan", purge=True)
+
+
 def check_purge_then_register(n):
     n.jobs.register_job(service_job("compat-purge", ["600"]))
     wait_for("compat-purge placed", lambda: n.job.get_allocations("compat-purge"))
@@ -160,8 +186,9 @@ def main() -> None:
     n = nomad.Nomad(host=host, port=port, timeout=10)
     check_dispatch(n)
     check_revert_and_stable(n)
+    check_plan(n)
     check_purge_then_register(n)
-    print("python-nomad: dispatch, revert, stable and purge-then-register answered as Nomad does")
+    print("python-nomad: dispatch, revert, stable, plan and purge-then-register answered as Nomad does")
 
 
 if __name__ == "__main__":

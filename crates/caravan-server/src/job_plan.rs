@@ -335,16 +335,34 @@ fn annotate(diff: &mut JobDiff, desired: &BTreeMap<String, DesiredUpdates>) {
                 field.annotations = Some(vec![note.to_owned()]);
             }
         }
-        let destructive = u.destructive_update > 0;
         for task in group.tasks.iter_mut().flatten() {
             let note = match task.r#type.as_str() {
                 DIFF_TYPE_ADDED => ANNOTATION_FORCES_CREATE,
                 DIFF_TYPE_DELETED => ANNOTATION_FORCES_DESTROY,
-                DIFF_TYPE_EDITED if destructive => ANNOTATION_FORCES_DESTRUCTIVE_UPDATE,
+                DIFF_TYPE_EDITED if task_change_is_destructive(task) => {
+                    ANNOTATION_FORCES_DESTRUCTIVE_UPDATE
+                }
                 DIFF_TYPE_EDITED => ANNOTATION_FORCES_INPLACE_UPDATE,
                 _ => continue,
             };
             task.annotations = Some(vec![note.to_owned()]);
         }
     }
+}
+
+/// Whether a task's changes need a new allocation: any field but `KillTimeout`, and any block
+/// but services, constraints, affinities and log rotation (Nomad's `annotateTask`).
+fn task_change_is_destructive(task: &caravan_structs::TaskDiff) -> bool {
+    let field = task
+        .fields
+        .iter()
+        .flatten()
+        .any(|f| f.name != "KillTimeout");
+    let object = task.objects.iter().flatten().any(|o| {
+        !matches!(
+            o.name.as_str(),
+            "Service" | "Constraint" | "Affinity" | "LogConfig"
+        )
+    });
+    field || object
 }
