@@ -12,7 +12,8 @@ use caravan_proto::v1::{self, jobs_server};
 use caravan_state::{Document, Row, Snapshot, Store, TableId, Txn, WatchKey, job_key};
 use caravan_structs::{
     AllocStubFields, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING, Job,
-    JobSummary, TaskGroupSummary, eval_trigger, fill_api_defaults, format_multierror,
+    JobSummary, SchedulerConfiguration, TaskGroupSummary, eval_trigger, fill_api_defaults,
+    format_multierror,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -283,11 +284,65 @@ fn validate_job_update(old: &Job, new: &Job) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Nomad's warning for tasks whose `memory_max` the scheduler will ignore.
+fn memory_oversubscription_warnings(
+    snap: &Snapshot,
+    defaults: &SchedulerConfiguration,
+    job: &Job,
+) -> Vec<String> {
+    let pool = crate::node_pools::find_pool(snap, &job.node_pool);
+    let config = crate::operator::current_config(snap, defaults).with_node_pool(pool.as_ref());
+    if config.memory_oversubscription_enabled {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    for tg in job.task_groups.iter().flatten() {
+        for task in tg.tasks.iter().flatten() {
+            if task
+                .resources
+                .as_ref()
+                .is_some_and(|r| r.memory_max_mb != 0)
+            {
+                warnings.push(format!(
+                    "Memory oversubscription is not enabled; Task \"{}.{}\" memory_max value \
+                     will be ignored. Update the Scheduler Configuration to allow \
+                     oversubscription.",
+                    tg.name, task.name
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// Warnings as Nomad merges them into one string.
+fn merge_warnings(warnings: &[String]) -> String {
+    match warnings {
+        [] => String::new(),
+        [_] => format!("1 warning:\n\n* {}", warnings[0].trim()),
+        many => {
+            let mut out = format!("{} warnings:\n", many.len());
+            for w in many {
+                out.push_str(&format!("\n* {}", w.trim()));
+            }
+            out
+        }
+    }
+}
+
 fn register(
     txn: &mut Txn<'_>,
     job: Job,
     req: &v1::RegisterJobRequest,
+    defaults: &SchedulerConfiguration,
 ) -> Result<JobWrite, ServerError> {
+    crate::operator::registrations_allowed(txn.snapshot(), defaults)?;
+    crate::node_pools::require_pool(txn.snapshot(), &job)?;
+    let warnings = merge_warnings(&memory_oversubscription_warnings(
+        txn.snapshot(),
+        defaults,
+        &job,
+    ));
     let existing = txn
         .snapshot()
         .job(&job.namespace, &job.id)
@@ -345,7 +400,7 @@ fn register(
     Ok(JobWrite {
         eval_id,
         job_modify_index: job.job_modify_index,
-        warnings: String::new(),
+        warnings,
     })
 }
 
@@ -425,6 +480,11 @@ impl jobs_server::Jobs for JobsService {
         request: Request<v1::RegisterJobRequest>,
     ) -> Result<Response<v1::JobWriteResponse>, Status> {
         let req = request.into_inner();
+        // Refused before anything else is looked at, as in Nomad.
+        crate::operator::registrations_allowed(
+            &self.store().snapshot(),
+            &self.server.scheduler_defaults,
+        )?;
         let ns = req
             .write
             .as_ref()
@@ -437,9 +497,10 @@ impl jobs_server::Jobs for JobsService {
         }
         job.validate()
             .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        let defaults = self.server.scheduler_defaults.clone();
         let written = self
             .store()
-            .write(move |txn| register(txn, job, &req))
+            .write(move |txn| register(txn, job, &req, &defaults))
             .await?;
         Ok(Response::new(write_response(written.value, written.index)))
     }

@@ -19,6 +19,8 @@
 //!   (Nomad's checks and messages, `JobValidationError`).
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
+//! - [`node_pool`]: `NodePool` (the built-ins `all` and `default`, Nomad's name rule).
+//! - [`operator`]: `SchedulerConfiguration` (`/v1/operator/scheduler/configuration`).
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -60,6 +62,8 @@ pub mod go_json;
 pub mod job;
 pub mod job_defaults;
 pub mod node;
+pub mod node_pool;
+pub mod operator;
 pub mod resources;
 pub mod service;
 pub mod stats;
@@ -72,6 +76,8 @@ pub use eval::*;
 pub use job::*;
 pub use job_defaults::*;
 pub use node::*;
+pub use node_pool::*;
+pub use operator::*;
 pub use resources::*;
 pub use service::*;
 pub use time::{Time, TimeParseError};
