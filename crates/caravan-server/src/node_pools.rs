@@ -420,8 +420,10 @@ mod tests {
 
     #[test]
     fn all_holds_every_node() {
-        let mut n = Node::default();
-        n.node_pool = "prod".into();
+        let n = Node {
+            node_pool: "prod".into(),
+            ..Node::default()
+        };
         assert!(node_in_pool(&n, "all"));
         assert!(node_in_pool(&n, "prod"));
         assert!(!node_in_pool(&n, "default"));
