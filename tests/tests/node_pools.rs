@@ -590,3 +590,21 @@ async fn jobs_are_placed_only_on_the_nodes_of_their_pool() {
     gpu.shutdown().await;
     plain.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_agent_registers_in_the_pool_it_is_given() {
+    let c = PgCluster::start_with(&[], &["-node-pool", "blue"])
+        .await
+        .unwrap();
+    let client = &c.client;
+    let node = node_doc(client, &c.node_id).await.unwrap();
+    assert_eq!(node["NodePool"], "blue");
+    let (pool, _) = get_json(client, "/v1/node/pool/blue").await.unwrap();
+    assert_eq!(pool["Name"], "blue");
+    let (nodes, _) = get_json(client, "/v1/node/pool/blue/nodes").await.unwrap();
+    assert_eq!(nodes[0]["ID"], c.node_id.as_str());
+    let (nodes, _) = get_json(client, "/v1/node/pool/default/nodes")
+        .await
+        .unwrap();
+    assert_eq!(nodes, json!([]));
+}
