@@ -439,8 +439,36 @@ async fn nodes_create_their_pools_and_pools_in_use_stay() {
     assert_eq!(r.status, 400);
     assert_eq!(
         r.text(),
-        "job \"lost\" is in nonexistent node pool \"nowhere\""
+        "1 error occurred:\n\t* job \"lost\" is in nonexistent node pool \"nowhere\"\n\n"
     );
+    // With the job's own errors after it, as Nomad's admission lists them.
+    let mut bad = unplaceable("lost", "nowhere");
+    bad["TaskGroups"][0]["Count"] = json!(-1);
+    let r = register(client, &bad).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().starts_with(
+            "2 errors occurred:\n\t* job \"lost\" is in nonexistent node pool \"nowhere\"\n\t* "
+        ),
+        "{}",
+        r.text()
+    );
+    // /v1/validate/job reports it the same way, as a validation error.
+    let r = req(
+        client,
+        Method::PUT,
+        "/v1/validate/job",
+        &json!({"Job": unplaceable("lost", "nowhere")}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = r.json().unwrap();
+    assert_eq!(
+        v["ValidationErrors"],
+        json!(["job \"lost\" is in nonexistent node pool \"nowhere\""])
+    );
+    let r = get(client, "/v1/job/lost").await;
+    assert_eq!(r.status, 404);
     let r = req(
         client,
         Method::PUT,

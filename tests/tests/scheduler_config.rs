@@ -377,6 +377,16 @@ async fn memory_oversubscription_gates_memory_max() {
         "1 warning:\n\n* Memory oversubscription is not enabled; Task \"g.t\" memory_max value \
          will be ignored. Update the Scheduler Configuration to allow oversubscription."
     );
+    let r = send(
+        client,
+        Method::PUT,
+        "/v1/validate/job",
+        &json!({"Job": with_max("capped")}).to_string(),
+    )
+    .await
+    .unwrap();
+    let validated: Value = r.json().unwrap();
+    assert_eq!(validated["Warnings"], body["Warnings"], "{validated}");
     placed_on(client, "capped").await;
     let docs = job_alloc_docs(client, "capped").await.unwrap();
     assert_eq!(

@@ -315,6 +315,19 @@ fn memory_oversubscription_warnings(
     warnings
 }
 
+/// What job admission refuses, in Nomad's order: a node pool that does not exist, then the
+/// job's own validation errors.
+fn admission_errors(snap: &Snapshot, job: &Job) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Err(e) = crate::node_pools::require_pool(snap, job) {
+        errors.push(e);
+    }
+    if let Err(e) = job.validate() {
+        errors.extend(e.errors);
+    }
+    errors
+}
+
 /// Warnings as Nomad merges them into one string.
 fn merge_warnings(warnings: &[String]) -> String {
     match warnings {
@@ -337,7 +350,9 @@ fn register(
     defaults: &SchedulerConfiguration,
 ) -> Result<JobWrite, ServerError> {
     crate::operator::registrations_allowed(txn.snapshot(), defaults)?;
-    crate::node_pools::require_pool(txn.snapshot(), &job)?;
+    // Checked again here: the pool may have gone since the request was admitted.
+    crate::node_pools::require_pool(txn.snapshot(), &job)
+        .map_err(|e| ServerError::BadRequest(format_multierror(&[e])))?;
     let warnings = merge_warnings(&memory_oversubscription_warnings(
         txn.snapshot(),
         defaults,
@@ -495,8 +510,11 @@ impl jobs_server::Jobs for JobsService {
         if !req.path_job_id.is_empty() && req.path_job_id != job.id {
             return Err(ServerError::BadRequest("Job ID does not match name".to_owned()).into());
         }
-        job.validate()
-            .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        // Nomad's admission: the node pool, then the job's own checks, in one multierror.
+        let errors = admission_errors(&self.store().snapshot(), &job);
+        if !errors.is_empty() {
+            return Err(ServerError::BadRequest(format_multierror(&errors)).into());
+        }
         let defaults = self.server.scheduler_defaults.clone();
         let written = self
             .store()
@@ -818,10 +836,13 @@ impl jobs_server::Jobs for JobsService {
             .map(|w| w.namespace.as_str())
             .unwrap_or_default();
         let job = decode_job(&req.job_json, ns)?;
-        let errors = match job.validate() {
-            Ok(()) => Vec::new(),
-            Err(e) => e.errors,
-        };
+        let snap = self.store().snapshot();
+        let errors = admission_errors(&snap, &job);
+        let warnings = merge_warnings(&memory_oversubscription_warnings(
+            &snap,
+            &self.server.scheduler_defaults,
+            &job,
+        ));
         Ok(Response::new(v1::ValidateJobResponse {
             error: if errors.is_empty() {
                 String::new()
@@ -829,7 +850,7 @@ impl jobs_server::Jobs for JobsService {
                 format_multierror(&errors)
             },
             validation_errors: errors,
-            warnings: String::new(),
+            warnings,
         }))
     }
 }

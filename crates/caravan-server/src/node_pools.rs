@@ -79,16 +79,16 @@ pub fn ensure_pool(txn: &mut Txn<'_>, name: &str) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// A job may only target a pool that exists (Nomad's text).
-pub fn require_pool(snap: &Snapshot, job: &Job) -> Result<(), ServerError> {
-    if NodePool::is_built_in_name(&job.node_pool) || snap.node_pools().get(&job.node_pool).is_some()
-    {
+/// A job may only target a pool that exists; the error is Nomad's text (one of the errors of
+/// job admission).
+pub fn require_pool(snap: &Snapshot, job: &Job) -> Result<(), String> {
+    if find_pool(snap, &job.node_pool).is_some() {
         return Ok(());
     }
-    Err(ServerError::BadRequest(format!(
+    Err(format!(
         "job {:?} is in nonexistent node pool {:?}",
         job.id, job.node_pool
-    )))
+    ))
 }
 
 /// Whether a node is in `pool` (`all` holds every node).
