@@ -854,3 +854,18 @@ impl jobs_server::Jobs for JobsService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_merge_as_nomads_list() {
+        assert_eq!(merge_warnings(&[]), "");
+        assert_eq!(merge_warnings(&["a ".to_owned()]), "1 warning:\n\n* a");
+        assert_eq!(
+            merge_warnings(&["a".to_owned(), "b".to_owned()]),
+            "2 warnings:\n\n* a\n* b"
+        );
+    }
+}

@@ -156,3 +156,36 @@ impl operator_server::Operator for OperatorService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caravan_structs::{NodePool, NodePoolSchedulerConfiguration};
+
+    #[test]
+    fn the_default_applies_until_written_and_pools_override_it() {
+        let snap = Snapshot::default();
+        let mut defaults = SchedulerConfiguration::server_default();
+        defaults.scheduler_algorithm = "spread".to_owned();
+        assert_eq!(current_config(&snap, &defaults), defaults);
+        let config = scheduler_config_for_pool(&snap, &defaults, "default");
+        assert_eq!(config.algorithm, SchedulerAlgorithm::Spread);
+        assert!(!config.memory_oversubscription_enabled);
+        assert!(registrations_allowed(&snap, &defaults).is_ok());
+        defaults.reject_job_registration = true;
+        let err = registrations_allowed(&snap, &defaults).unwrap_err();
+        assert_eq!(err.to_string(), JOB_REGISTRATION_DISABLED);
+        // A pool's own settings win over the cluster's.
+        let pool = NodePool {
+            name: "p".to_owned(),
+            scheduler_configuration: Some(NodePoolSchedulerConfiguration {
+                memory_oversubscription_enabled: Some(true),
+                scheduler_algorithm: "binpack".to_owned(),
+            }),
+            ..NodePool::default()
+        };
+        let merged = defaults.with_node_pool(Some(&pool));
+        assert_eq!(merged.effective_algorithm(), "binpack");
+        assert!(merged.memory_oversubscription_enabled);
+    }
+}
