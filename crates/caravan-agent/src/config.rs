@@ -14,6 +14,9 @@ pub struct AgentConfig {
     pub datacenter: String,
     pub region: String,
     pub node_class: String,
+    /// The node pool the node registers in (`default` when empty); a pool that does not
+    /// exist yet is created by the registration.
+    pub node_pool: String,
     pub meta: BTreeMap<String, String>,
     /// The HTTP address that serves this node's `/v1/client/...` endpoints (`HTTPAddr`).
     pub http_advertise: String,

@@ -93,7 +93,11 @@ pub fn build_node(cfg: &AgentConfig, id: &Identity, fp: &Fingerprint) -> Node {
         meta: Some(cfg.meta.clone()),
         name: cfg.node_name.clone(),
         node_class: cfg.node_class.clone(),
-        node_pool: "default".to_owned(),
+        node_pool: if cfg.node_pool.is_empty() {
+            "default".to_owned()
+        } else {
+            cfg.node_pool.clone()
+        },
         node_resources: Some(NodeResources {
             cpu: NodeCpuResources {
                 cpu_shares: cpu,

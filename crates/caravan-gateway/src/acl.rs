@@ -9,6 +9,10 @@ pub enum Capability {
     NodeRead,
     NodeWrite,
     AgentRead,
+    OperatorRead,
+    OperatorWrite,
+    /// A node pool capability: `read`, `write` or `delete`.
+    NodePool(&'static str),
     /// A namespace capability such as `read-job`.
     Namespace(&'static str),
 }
@@ -20,6 +24,12 @@ impl Capability {
             Capability::NodeRead => "node:read",
             Capability::NodeWrite => "node:write",
             Capability::AgentRead => "agent:read",
+            Capability::OperatorRead => "operator:read",
+            Capability::OperatorWrite => "operator:write",
+            Capability::NodePool("read") => "node_pool:read",
+            Capability::NodePool("write") => "node_pool:write",
+            Capability::NodePool("delete") => "node_pool:delete",
+            Capability::NodePool(cap) => cap,
             Capability::Namespace(cap) => cap,
         }
     }

@@ -31,7 +31,9 @@ use caravan_proto::v1::allocs_client::AllocsClient;
 use caravan_proto::v1::deployments_client::DeploymentsClient;
 use caravan_proto::v1::evals_client::EvalsClient;
 use caravan_proto::v1::jobs_client::JobsClient;
+use caravan_proto::v1::node_pools_client::NodePoolsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
+use caravan_proto::v1::operator_client::OperatorClient;
 use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
@@ -120,6 +122,14 @@ impl AppState {
         JobsClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn node_pools(&self) -> NodePoolsClient<Channel> {
+        NodePoolsClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn operator(&self) -> OperatorClient<Channel> {
+        OperatorClient::new(self.channel.clone())
     }
 
     pub fn status(&self) -> StatusClient<Channel> {

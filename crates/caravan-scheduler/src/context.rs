@@ -118,8 +118,11 @@ impl<'s, 'c> EvalContext<'s, 'c> {
         namespace: &str,
         job_id: &str,
     ) -> EvalContext<'s, 'c> {
+        let node_pool = state
+            .job(namespace, job_id)
+            .map_or("", |job| job.node_pool.as_str());
         EvalContext {
-            config: state.scheduler_config(),
+            config: state.scheduler_config(node_pool),
             state,
             sched,
             plan,

@@ -32,7 +32,9 @@ pub trait State: Send + Sync {
     /// Every allocation on a node, terminal ones included.
     fn allocs_by_node(&self, node_id: &str) -> Vec<&Allocation>;
     fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<&Deployment>;
-    fn scheduler_config(&self) -> SchedulerConfig;
+    /// The configuration that schedules the jobs of `node_pool`: the cluster's, with what the
+    /// pool sets for itself (algorithm, memory oversubscription) taking precedence.
+    fn scheduler_config(&self, node_pool: &str) -> SchedulerConfig;
 }
 
 /// Commits plans and writes evaluations on the scheduler's behalf (the leader's plan applier

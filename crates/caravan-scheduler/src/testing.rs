@@ -34,6 +34,8 @@ pub struct MemState {
     by_job: HashMap<(String, String), Vec<usize>>,
     deployments: BTreeMap<String, Arc<Deployment>>,
     pub config: SchedulerConfig,
+    /// Per node pool, the configuration its jobs are scheduled with (instead of `config`).
+    pub pool_configs: BTreeMap<String, SchedulerConfig>,
 }
 
 impl State for MemState {
@@ -90,8 +92,11 @@ impl State for MemState {
             .map(|d| &**d)
     }
 
-    fn scheduler_config(&self) -> SchedulerConfig {
-        self.config
+    fn scheduler_config(&self, node_pool: &str) -> SchedulerConfig {
+        self.pool_configs
+            .get(node_pool)
+            .copied()
+            .unwrap_or(self.config)
     }
 }
 

@@ -331,6 +331,28 @@ fn binpack_prefers_the_fuller_node_and_spread_the_emptier() {
 }
 
 #[test]
+fn a_node_pool_configuration_overrides_the_clusters_algorithm() {
+    // The cluster binpacks; the jobs of pool "wide" are spread.
+    let mut h = two_nodes_one_busy(SchedulerAlgorithm::Binpack);
+    for id in ["busy", "idle"] {
+        let mut n = h.state.node(id).unwrap().clone();
+        n.node_pool = "wide".into();
+        n.set_computed_class();
+        h.state.upsert_node(n);
+    }
+    let spread = caravan_scheduler::SchedulerConfig {
+        algorithm: SchedulerAlgorithm::Spread,
+        ..Default::default()
+    };
+    h.state.pool_configs.insert("wide".into(), spread);
+    let mut job = mock_job("web");
+    job.node_pool = "wide".into();
+    job.task_groups.as_mut().unwrap()[0].count = 1;
+    run(&mut h, job);
+    assert_eq!(h.live_allocs("default", "web")[0].node_id, "idle");
+}
+
+#[test]
 fn job_anti_affinity_spreads_a_group_over_equal_nodes() {
     let mut h = Harness::new();
     for i in 0..5 {

@@ -7,6 +7,8 @@
 //!
 //! The broker is fed from the store's change stream, so every evaluation committed by any
 //! write path reaches it, and rebuilt from the snapshot at start-up or after falling behind.
+//! While the scheduler configuration sets `PauseEvalBroker`, it keeps taking evaluations in
+//! but hands none to the workers.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -39,6 +41,8 @@ struct Inner {
     delayed: BTreeMap<(i64, String), ()>,
     /// Blocked evaluations, one per job (the newest).
     blocked: HashMap<JobKey, Evaluation>,
+    /// The scheduler configuration pauses the broker: nothing is dequeued.
+    paused: bool,
 }
 
 pub struct Broker {
@@ -162,13 +166,33 @@ impl Broker {
         next
     }
 
-    /// Waits for the next evaluation to schedule.
+    /// Pauses or resumes handing evaluations to workers (`PauseEvalBroker`).
+    pub fn set_paused(&self, paused: bool) {
+        let mut inner = self.lock();
+        if inner.paused == paused {
+            return;
+        }
+        inner.paused = paused;
+        drop(inner);
+        tracing::info!(paused, "evaluation broker");
+        if !paused {
+            self.ready.notify_waiters();
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.lock().paused
+    }
+
+    /// Waits for the next evaluation to schedule (while paused, none comes).
     pub async fn dequeue(&self) -> Evaluation {
         loop {
             let notified = self.ready.notified();
             {
                 let mut inner = self.lock();
-                while let Some(r) = inner.ready.pop() {
+                while !inner.paused
+                    && let Some(r) = inner.ready.pop()
+                {
                     if let Some(eval) = inner.evals.get(&r.id) {
                         return eval.clone();
                     }
@@ -217,8 +241,10 @@ impl Broker {
         (inner.evals.len(), inner.blocked.len())
     }
 
-    /// Takes every pending and blocked evaluation of `snap` (start-up, or after lagging).
+    /// Takes every pending and blocked evaluation of `snap` (start-up, or after lagging), and
+    /// its pause switch.
     pub fn load(&self, snap: &Snapshot, now: i64) {
+        self.set_paused(snap.scheduler_config().is_some_and(|c| c.pause_eval_broker));
         for (_, row) in snap.evals().iter() {
             self.observe_eval(&row.value, now);
         }
@@ -257,6 +283,11 @@ pub async fn feed(broker: Arc<Broker>, store: Store) {
                                     && n.value.scheduling_eligibility == "eligible"
                                     && n.value.drain_strategy.is_none()
                             });
+                        }
+                        TableId::SchedulerConfig => {
+                            broker.set_paused(
+                                snap.scheduler_config().is_some_and(|c| c.pause_eval_broker),
+                            );
                         }
                         TableId::Allocs => {
                             capacity |= snap
@@ -333,6 +364,26 @@ mod tests {
         assert_eq!(b.dequeue().await.id, "c");
         let cancelled: Vec<String> = b.take_cancelled().into_iter().map(|e| e.id).collect();
         assert_eq!(cancelled, ["b"]);
+    }
+
+    #[tokio::test]
+    async fn a_paused_broker_hands_out_nothing_until_resumed() {
+        let b = Broker::new();
+        b.set_paused(true);
+        b.enqueue(&eval("a", "j", 50, 1), 0);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), b.dequeue()).await;
+        assert!(waited.is_err(), "a paused broker dequeued");
+        let worker = {
+            let b = b.clone();
+            tokio::spawn(async move { b.dequeue().await })
+        };
+        tokio::task::yield_now().await;
+        b.set_paused(false);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), worker).await;
+        assert_eq!(
+            got.ok().and_then(Result::ok).map(|e| e.id).as_deref(),
+            Some("a")
+        );
     }
 
     #[tokio::test]

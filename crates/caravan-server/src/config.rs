@@ -22,8 +22,23 @@ pub struct ServerConfig {
     /// Scheduler workers (evaluations processed in parallel); Nomad's `num_schedulers`. 0: this
     /// server schedules nothing (evaluations stay pending).
     pub scheduler_workers: usize,
-    /// `binpack` (fill nodes) or `spread` (use the emptiest node).
+    /// `binpack` (fill nodes) or `spread` (use the emptiest node): the algorithm of the
+    /// scheduler configuration until an operator sets one (Nomad's `default_scheduler_config`).
     pub scheduler_algorithm: String,
+}
+
+impl ServerConfig {
+    /// The scheduler configuration of a cluster nobody configured: Nomad's defaults, with this
+    /// server's algorithm.
+    pub fn scheduler_defaults(&self) -> caravan_structs::SchedulerConfiguration {
+        let mut config = caravan_structs::SchedulerConfiguration::server_default();
+        if caravan_structs::validate_scheduler_algorithm(&self.scheduler_algorithm).is_ok()
+            && !self.scheduler_algorithm.is_empty()
+        {
+            config.scheduler_algorithm = self.scheduler_algorithm.clone();
+        }
+        config
+    }
 }
 
 impl Default for ServerConfig {

@@ -99,8 +99,8 @@ impl State for PlannedState {
     fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<&Deployment> {
         self.inner.latest_deployment(namespace, job_id)
     }
-    fn scheduler_config(&self) -> caravan_scheduler::SchedulerConfig {
-        self.inner.scheduler_config()
+    fn scheduler_config(&self, node_pool: &str) -> caravan_scheduler::SchedulerConfig {
+        self.inner.scheduler_config(node_pool)
     }
 }
 
@@ -144,7 +144,7 @@ impl Planner for RecordingPlanner {
 /// Plans `job` (decoded, canonicalized and valid) against `snap`.
 pub fn plan_job(
     snap: Arc<Snapshot>,
-    config: caravan_scheduler::SchedulerConfig,
+    defaults: Arc<caravan_structs::SchedulerConfiguration>,
     mut job: Job,
     want_diff: bool,
 ) -> Result<JobPlanResponse, ServerError> {
@@ -201,7 +201,7 @@ pub fn plan_job(
             ..Evaluation::default()
         };
         let state: Arc<dyn State> = Arc::new(PlannedState {
-            inner: SnapshotState::new(snap.clone(), config),
+            inner: SnapshotState::new(snap.clone(), defaults),
             job: job.clone(),
         });
         let mut planner = RecordingPlanner::default();

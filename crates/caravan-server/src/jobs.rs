@@ -12,7 +12,8 @@ use caravan_proto::v1::{self, jobs_server};
 use caravan_state::{Document, Row, Snapshot, Store, TableId, Txn, WatchKey, job_key};
 use caravan_structs::{
     AllocStubFields, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING, Job,
-    JobSummary, TaskGroupSummary, eval_trigger, fill_api_defaults, format_multierror,
+    JobSummary, SchedulerConfiguration, TaskGroupSummary, eval_trigger, fill_api_defaults,
+    format_multierror,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -309,11 +310,80 @@ pub(crate) fn validate_job_update(old: &Job, new: &Job) -> Result<(), ServerErro
     Ok(())
 }
 
+/// Nomad's warning for tasks whose `memory_max` the scheduler will ignore.
+fn memory_oversubscription_warnings(
+    snap: &Snapshot,
+    defaults: &SchedulerConfiguration,
+    job: &Job,
+) -> Vec<String> {
+    let pool = crate::node_pools::find_pool(snap, &job.node_pool);
+    let config = crate::operator::current_config(snap, defaults).with_node_pool(pool.as_ref());
+    if config.memory_oversubscription_enabled {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    for tg in job.task_groups.iter().flatten() {
+        for task in tg.tasks.iter().flatten() {
+            if task
+                .resources
+                .as_ref()
+                .is_some_and(|r| r.memory_max_mb != 0)
+            {
+                warnings.push(format!(
+                    "Memory oversubscription is not enabled; Task \"{}.{}\" memory_max value \
+                     will be ignored. Update the Scheduler Configuration to allow \
+                     oversubscription.",
+                    tg.name, task.name
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// What job admission refuses, in Nomad's order: a node pool that does not exist, then the
+/// job's own validation errors.
+fn admission_errors(snap: &Snapshot, job: &Job) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Err(e) = crate::node_pools::require_pool(snap, job) {
+        errors.push(e);
+    }
+    if let Err(e) = job.validate() {
+        errors.extend(e.errors);
+    }
+    errors
+}
+
+/// Warnings as Nomad merges them into one string.
+fn merge_warnings(warnings: &[String]) -> String {
+    match warnings {
+        [] => String::new(),
+        [_] => format!("1 warning:\n\n* {}", warnings[0].trim()),
+        many => {
+            let mut out = format!("{} warnings:\n", many.len());
+            for w in many {
+                out.push_str(&format!("\n* {}", w.trim()));
+            }
+            out
+        }
+    }
+}
+
 fn register(
     txn: &mut Txn<'_>,
     job: Job,
     req: &v1::RegisterJobRequest,
+    defaults: &SchedulerConfiguration,
 ) -> Result<JobWrite, ServerError> {
+    crate::operator::registrations_allowed(txn.snapshot(), defaults)?;
+    // Checked again here: the pool may have gone since the request was admitted.
+    crate::node_pools::require_pool(txn.snapshot(), &job)
+        .map_err(|e| ServerError::BadRequest(format_multierror(&[e])))?;
+    let warnings = merge_warnings(&memory_oversubscription_warnings(
+        txn.snapshot(),
+        defaults,
+        &job,
+    ));
     let existing = txn
         .snapshot()
         .job(&job.namespace, &job.id)
@@ -351,7 +421,9 @@ fn register(
             }
         }
     }
-    register_spec(txn, job, existing, Some(req.eval_priority))
+    let mut written = register_spec(txn, job, existing, Some(req.eval_priority))?;
+    written.warnings = warnings;
+    Ok(written)
 }
 
 /// Stores `job` over `existing` (a new version when the spec changed) and creates the
@@ -465,6 +537,11 @@ impl jobs_server::Jobs for JobsService {
         request: Request<v1::RegisterJobRequest>,
     ) -> Result<Response<v1::JobWriteResponse>, Status> {
         let req = request.into_inner();
+        // Refused before anything else is looked at, as in Nomad.
+        crate::operator::registrations_allowed(
+            &self.store().snapshot(),
+            &self.server.scheduler_defaults,
+        )?;
         let ns = req
             .write
             .as_ref()
@@ -475,11 +552,15 @@ impl jobs_server::Jobs for JobsService {
         if !req.path_job_id.is_empty() && req.path_job_id != job.id {
             return Err(ServerError::BadRequest("Job ID does not match name".to_owned()).into());
         }
-        job.validate()
-            .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        // Nomad's admission: the node pool, then the job's own checks, in one multierror.
+        let errors = admission_errors(&self.store().snapshot(), &job);
+        if !errors.is_empty() {
+            return Err(ServerError::BadRequest(format_multierror(&errors)).into());
+        }
+        let defaults = self.server.scheduler_defaults.clone();
         let written = self
             .store()
-            .write(move |txn| register(txn, job, &req))
+            .write(move |txn| register(txn, job, &req, &defaults))
             .await?;
         Ok(Response::new(write_response(written.value, written.index)))
     }
@@ -814,10 +895,13 @@ impl jobs_server::Jobs for JobsService {
             .map(|w| w.namespace.as_str())
             .unwrap_or_default();
         let job = decode_job(&req.job_json, ns)?;
-        let errors = match job.validate() {
-            Ok(()) => Vec::new(),
-            Err(e) => e.errors,
-        };
+        let snap = self.store().snapshot();
+        let errors = admission_errors(&snap, &job);
+        let warnings = merge_warnings(&memory_oversubscription_warnings(
+            &snap,
+            &self.server.scheduler_defaults,
+            &job,
+        ));
         Ok(Response::new(v1::ValidateJobResponse {
             error: if errors.is_empty() {
                 String::new()
@@ -825,7 +909,7 @@ impl jobs_server::Jobs for JobsService {
                 format_multierror(&errors)
             },
             validation_errors: errors,
-            warnings: String::new(),
+            warnings,
         }))
     }
 
@@ -903,15 +987,33 @@ impl jobs_server::Jobs for JobsService {
         job.validate()
             .map_err(|e| ServerError::BadRequest(e.to_string()))?;
         let snap = self.store().snapshot();
-        let config = self.server.scheduler_config();
+        crate::node_pools::require_pool(&snap, &job)
+            .map_err(|e| ServerError::BadRequest(format_multierror(&[e])))?;
+        let defaults = self.server.scheduler_defaults.clone();
         let diff = req.diff;
-        let planned =
-            tokio::task::spawn_blocking(move || crate::job_plan::plan_job(snap, config, job, diff))
-                .await
-                .map_err(|e| ServerError::Internal(format!("planning stopped: {e}")))??;
+        let planned = tokio::task::spawn_blocking(move || {
+            crate::job_plan::plan_job(snap, defaults, job, diff)
+        })
+        .await
+        .map_err(|e| ServerError::Internal(format!("planning stopped: {e}")))??;
         Ok(Response::new(v1::PlanJobResponse {
             index: planned.index,
             json: to_json(&planned)?,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_merge_as_nomads_list() {
+        assert_eq!(merge_warnings(&[]), "");
+        assert_eq!(merge_warnings(&["a ".to_owned()]), "1 warning:\n\n* a");
+        assert_eq!(
+            merge_warnings(&["a".to_owned(), "b".to_owned()]),
+            "2 warnings:\n\n* a\n* b"
+        );
     }
 }

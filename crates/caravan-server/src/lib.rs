@@ -13,6 +13,9 @@
 //! - [`drainer`]: moves allocations off draining nodes within `max_parallel` and the deadline.
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
+//! - [`node_pools`]: the NodePools service and the pool rules (built-ins, implicit creation by
+//!   nodes, deletion only when unused).
+//! - [`operator`]: the Operator service: the scheduler configuration and what obeys it.
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
 //! - [`scheduling`]: scheduler workers, the scheduler's view of a snapshot, the plan applier.
 //! - [`status`]: leader, peers, regions, server identity.
@@ -34,7 +37,9 @@ pub mod heartbeat;
 pub mod job_actions;
 pub mod job_plan;
 pub mod jobs;
+pub mod node_pools;
 pub mod nodes;
+pub mod operator;
 pub mod paginate;
 pub mod query;
 pub mod scheduling;
@@ -47,9 +52,12 @@ use caravan_proto::v1::allocs_server::AllocsServer;
 use caravan_proto::v1::deployments_server::DeploymentsServer;
 use caravan_proto::v1::evals_server::EvalsServer;
 use caravan_proto::v1::jobs_server::JobsServer;
+use caravan_proto::v1::node_pools_server::NodePoolsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
+use caravan_proto::v1::operator_server::OperatorServer;
 use caravan_proto::v1::status_server::StatusServer;
 use caravan_state::Store;
+use caravan_structs::SchedulerConfiguration;
 use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
@@ -67,19 +75,14 @@ pub const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 /// Largest gRPC message accepted (node documents with many attributes, big allocation lists).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-fn scheduler_config_of(config: &ServerConfig) -> caravan_scheduler::SchedulerConfig {
-    caravan_scheduler::SchedulerConfig {
-        algorithm: caravan_scheduler::SchedulerAlgorithm::from_name(&config.scheduler_algorithm),
-        ..Default::default()
-    }
-}
-
 /// Shared by every service of one server.
 pub struct Server {
     pub store: Store,
     pub broker: Arc<broker::Broker>,
     pub config: Arc<ServerConfig>,
     pub heartbeats: Arc<heartbeat::Heartbeats>,
+    /// The scheduler configuration until an operator writes one.
+    pub scheduler_defaults: Arc<SchedulerConfiguration>,
     pub started_at: i64,
 }
 
@@ -91,8 +94,9 @@ impl Server {
         heartbeats.initialize(&store);
         tokio::spawn(heartbeats.clone().run(store.clone()));
         tokio::spawn(drainer::run(store.clone()));
-        let sched_config = scheduler_config_of(&config);
-        let broker = scheduling::start(&store, config.scheduler_workers, sched_config);
+        let scheduler_defaults = Arc::new(config.scheduler_defaults());
+        let broker =
+            scheduling::start(&store, config.scheduler_workers, scheduler_defaults.clone());
         let started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -102,13 +106,9 @@ impl Server {
             broker,
             config,
             heartbeats,
+            scheduler_defaults,
             started_at,
         })
-    }
-
-    /// The scheduler configuration evaluations are processed with.
-    pub fn scheduler_config(&self) -> caravan_scheduler::SchedulerConfig {
-        scheduler_config_of(&self.config)
     }
 
     /// The gRPC services of this server.
@@ -128,7 +128,12 @@ impl Server {
             DeploymentsServer::new(deployments::DeploymentsService::new(self.clone()))
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let status = StatusServer::new(status::StatusService::new(self.clone()));
+        let node_pools = NodePoolsServer::new(node_pools::NodePoolsService::new(self.clone()))
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let operator = OperatorServer::new(operator::OperatorService::new(self.clone()));
         tonic::service::Routes::new(nodes)
+            .add_service(node_pools)
+            .add_service(operator)
             .add_service(deployments)
             .add_service(allocs)
             .add_service(evals)

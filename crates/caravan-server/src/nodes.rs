@@ -363,7 +363,16 @@ impl nodes_server::Nodes for NodesService {
         }
         validate_status(&node.status)?;
         if node.node_pool.is_empty() {
-            node.node_pool = "default".to_owned();
+            node.node_pool = caravan_structs::NODE_POOL_DEFAULT.to_owned();
+        }
+        caravan_structs::validate_node_pool_name(&node.node_pool)
+            .map_err(|e| ServerError::BadRequest(format!("invalid node pool: {e}")))?;
+        if node.node_pool == caravan_structs::NODE_POOL_ALL {
+            return Err(ServerError::BadRequest(format!(
+                "node is not allowed to register in node pool {:?}",
+                caravan_structs::NODE_POOL_ALL
+            ))
+            .into());
         }
         node.set_computed_class();
         let node_id = node.id.clone();
@@ -404,6 +413,8 @@ impl nodes_server::Nodes for NodesService {
                         }
                     }
                 }
+                // A node names its pool into existence (as in Nomad).
+                crate::node_pools::ensure_pool(txn, &node.node_pool)?;
                 let row = txn.put(node)?;
                 Ok(row.value.modify_index)
             })

@@ -13,7 +13,9 @@ use caravan_scheduler::{
     process_eval,
 };
 use caravan_state::{Snapshot, Store, Txn};
-use caravan_structs::{Allocation, Deployment, EVAL_STATUS_CANCELLED, Evaluation, Job, Node};
+use caravan_structs::{
+    Allocation, Deployment, EVAL_STATUS_CANCELLED, Evaluation, Job, Node, SchedulerConfiguration,
+};
 use tokio::runtime::Handle;
 
 use crate::broker::Broker;
@@ -21,15 +23,16 @@ use crate::error::ServerError;
 use crate::jobs::refresh_job_status;
 use crate::nodes::unix_nanos;
 
-/// The scheduler's read-only view of one snapshot.
+/// The scheduler's read-only view of one snapshot, with the scheduler configuration it holds
+/// (`defaults` until an operator wrote one).
 pub struct SnapshotState {
     snap: Arc<Snapshot>,
-    config: SchedulerConfig,
+    defaults: Arc<SchedulerConfiguration>,
 }
 
 impl SnapshotState {
-    pub fn new(snap: Arc<Snapshot>, config: SchedulerConfig) -> SnapshotState {
-        SnapshotState { snap, config }
+    pub fn new(snap: Arc<Snapshot>, defaults: Arc<SchedulerConfiguration>) -> SnapshotState {
+        SnapshotState { snap, defaults }
     }
 }
 
@@ -74,8 +77,8 @@ impl State for SnapshotState {
             .map(|r| &r.value)
     }
 
-    fn scheduler_config(&self) -> SchedulerConfig {
-        self.config
+    fn scheduler_config(&self, node_pool: &str) -> SchedulerConfig {
+        crate::operator::scheduler_config_for_pool(&self.snap, &self.defaults, node_pool)
     }
 }
 
@@ -252,7 +255,7 @@ fn put_eval(txn: &mut Txn<'_>, eval: &Evaluation, now: i64) -> Result<(), Server
 struct ServerPlanner {
     store: Store,
     handle: Handle,
-    config: SchedulerConfig,
+    defaults: Arc<SchedulerConfiguration>,
 }
 
 fn sched_err(e: ServerError) -> SchedulerError {
@@ -288,7 +291,7 @@ impl Planner for ServerPlanner {
         let refreshed: Option<Arc<dyn State>> = if result.refresh_index != 0 {
             Some(Arc::new(SnapshotState::new(
                 self.store.snapshot(),
-                self.config,
+                self.defaults.clone(),
             )))
         } else {
             None
@@ -338,7 +341,7 @@ async fn write_cancelled(store: &Store, cancelled: Vec<Evaluation>) {
 }
 
 /// One scheduler worker: takes evaluations from the broker until the process ends.
-pub async fn run_worker(broker: Arc<Broker>, store: Store, config: SchedulerConfig) {
+pub async fn run_worker(broker: Arc<Broker>, store: Store, defaults: Arc<SchedulerConfiguration>) {
     loop {
         let queued = broker.dequeue().await;
         let snap = store.snapshot();
@@ -353,12 +356,13 @@ pub async fn run_worker(broker: Arc<Broker>, store: Store, config: SchedulerConf
         let handle = Handle::current();
         let worker_store = store.clone();
         let eval_for_run = eval.clone();
+        let defaults = defaults.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let state: Arc<dyn State> = Arc::new(SnapshotState::new(snap, config));
+            let state: Arc<dyn State> = Arc::new(SnapshotState::new(snap, defaults.clone()));
             let mut planner = ServerPlanner {
                 store: worker_store,
                 handle,
-                config,
+                defaults,
             };
             // Fresh randomness per run: IDs must never repeat across runs, workers, restarts.
             let mut ctx = SchedContext::new(unix_nanos(), uuid::Uuid::new_v4().as_u64_pair().0);
@@ -388,13 +392,13 @@ pub async fn run_worker(broker: Arc<Broker>, store: Store, config: SchedulerConf
 
 /// Starts the broker feed, the delayed-evaluation timer and `workers` scheduler workers
 /// (none: this server schedules nothing).
-pub fn start(store: &Store, workers: usize, config: SchedulerConfig) -> Arc<Broker> {
+pub fn start(store: &Store, workers: usize, defaults: Arc<SchedulerConfiguration>) -> Arc<Broker> {
     let broker = Broker::new();
     tokio::spawn(crate::broker::feed(broker.clone(), store.clone()));
     tokio::spawn(crate::broker::run_delayed(broker.clone()));
     // No workers (Nomad's `num_schedulers = 0`): evaluations queue but nothing schedules them.
     for _ in 0..workers {
-        tokio::spawn(run_worker(broker.clone(), store.clone(), config));
+        tokio::spawn(run_worker(broker.clone(), store.clone(), defaults.clone()));
     }
     broker
 }

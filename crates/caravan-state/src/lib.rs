@@ -23,6 +23,7 @@ mod deployments;
 mod error;
 mod evals;
 mod jobs;
+mod node_pools;
 mod nodes;
 mod snapshot;
 mod store;
@@ -32,6 +33,7 @@ mod watch;
 
 pub use error::StateError;
 pub use jobs::{JobVersion, job_key, job_version_key};
+pub use node_pools::SCHEDULER_CONFIG_KEY;
 pub use snapshot::{HasTable, Snapshot};
 pub use store::{Changes, Store, Written};
 pub use table::{Document, Row, Table, TableId};

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use caravan_structs::{Allocation, Deployment, Evaluation, Job, Node};
+use caravan_structs::{
+    Allocation, Deployment, Evaluation, Job, Node, NodePool, SchedulerConfiguration,
+};
 
 use crate::jobs::{JobVersion, job_key, job_version_key};
+use crate::node_pools::SCHEDULER_CONFIG_KEY;
 use crate::table::{Document, Row, Table};
 use crate::{allocs, deployments, evals};
 
@@ -18,6 +21,8 @@ pub struct Snapshot {
     pub(crate) evals: Table<Evaluation>,
     pub(crate) allocs: Table<Allocation>,
     pub(crate) deployments: Table<Deployment>,
+    pub(crate) node_pools: Table<NodePool>,
+    pub(crate) scheduler_config: Table<SchedulerConfiguration>,
 }
 
 impl Snapshot {
@@ -48,6 +53,23 @@ impl Snapshot {
 
     pub fn deployments(&self) -> &Table<Deployment> {
         &self.deployments
+    }
+
+    /// The stored node pools (the built-ins `all` and `default` are not stored).
+    pub fn node_pools(&self) -> &Table<NodePool> {
+        &self.node_pools
+    }
+
+    /// The scheduler configuration table (one row at most).
+    pub fn scheduler_config_table(&self) -> &Table<SchedulerConfiguration> {
+        &self.scheduler_config
+    }
+
+    /// The stored scheduler configuration; `None` until one is written.
+    pub fn scheduler_config(&self) -> Option<&SchedulerConfiguration> {
+        self.scheduler_config
+            .get(SCHEDULER_CONFIG_KEY)
+            .map(|row| &row.value)
     }
 
     /// The current version of a job.
@@ -146,3 +168,5 @@ has_table!(JobVersion, job_versions);
 has_table!(Evaluation, evals);
 has_table!(Allocation, allocs);
 has_table!(Deployment, deployments);
+has_table!(NodePool, node_pools);
+has_table!(SchedulerConfiguration, scheduler_config);

@@ -213,6 +213,8 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
     let evals_idx = idx(TableId::Evals, &loaded);
     let allocs_idx = idx(TableId::Allocs, &loaded);
     let deployments_idx = idx(TableId::Deployments, &loaded);
+    let node_pools_idx = idx(TableId::NodePools, &loaded);
+    let scheduler_config_idx = idx(TableId::SchedulerConfig, &loaded);
     Ok(Snapshot {
         index: loaded.current_index,
         nodes: decode_table(&mut loaded, nodes_idx)?,
@@ -221,6 +223,8 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
         evals: decode_table(&mut loaded, evals_idx)?,
         allocs: decode_table(&mut loaded, allocs_idx)?,
         deployments: decode_table(&mut loaded, deployments_idx)?,
+        node_pools: decode_table(&mut loaded, node_pools_idx)?,
+        scheduler_config: decode_table(&mut loaded, scheduler_config_idx)?,
     })
 }
 

@@ -15,16 +15,20 @@ pub enum TableId {
     Evals,
     Allocs,
     Deployments,
+    NodePools,
+    SchedulerConfig,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 6] = [
+    pub const ALL: [TableId; 8] = [
         TableId::Nodes,
         TableId::Jobs,
         TableId::JobVersions,
         TableId::Evals,
         TableId::Allocs,
         TableId::Deployments,
+        TableId::NodePools,
+        TableId::SchedulerConfig,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +39,8 @@ impl TableId {
             TableId::Evals => "evals",
             TableId::Allocs => "allocs",
             TableId::Deployments => "deployments",
+            TableId::NodePools => "node_pools",
+            TableId::SchedulerConfig => "scheduler_config",
         }
     }
 
@@ -47,6 +53,7 @@ impl TableId {
             TableId::Evals => &["namespace", "job_id", "status"],
             TableId::Allocs => &["namespace", "job_id", "node_id", "client_status"],
             TableId::Deployments => &["namespace", "job_id", "status"],
+            TableId::NodePools | TableId::SchedulerConfig => &[],
         }
     }
 }

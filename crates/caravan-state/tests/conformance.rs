@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use caravan_state::JobVersion;
 use caravan_state::{StateError, Store, TableId, WatchKey};
-use caravan_structs::{Allocation, Evaluation, Job, Node};
+use caravan_structs::{
+    Allocation, Evaluation, Job, Node, NodePool, NodePoolSchedulerConfiguration,
+    SchedulerConfiguration,
+};
 use caravan_test_utils::TestDatabase;
 
 /// A backend under test; keeps what the database needs alive.
@@ -67,6 +70,7 @@ conformance!(
     a_deposed_leader_cannot_commit,
     one_row_written_many_times_in_a_batch,
     secondary_indexes_follow_writes_and_reopen,
+    node_pools_and_scheduler_config_are_durable,
 );
 
 fn node(id: u32) -> Node {
@@ -608,5 +612,121 @@ async fn secondary_indexes_follow_writes_and_reopen(b: &Backend) -> anyhow::Resu
     drop(store);
     let store = reopen(b).await?;
     check(&store.snapshot());
+    Ok(())
+}
+
+/// The change log's rows, oldest first.
+async fn changelog(b: &Backend) -> anyhow::Result<Vec<(i64, String, String, String)>> {
+    const SQL: &str = "SELECT idx, tbl, key, op FROM changelog ORDER BY idx, tbl, key";
+    Ok(match b {
+        Backend::Postgres(db) => {
+            let pool = sqlx::PgPool::connect(&db.url).await?;
+            let rows = sqlx::query_as(SQL).fetch_all(&pool).await?;
+            pool.close().await;
+            rows
+        }
+        Backend::Sqlite(_) => {
+            let pool = sqlx::SqlitePool::connect(&b.url()).await?;
+            let rows = sqlx::query_as(SQL).fetch_all(&pool).await?;
+            pool.close().await;
+            rows
+        }
+    })
+}
+
+async fn node_pools_and_scheduler_config_are_durable(b: &Backend) -> anyhow::Result<()> {
+    let store = Store::open(&b.url()).await?;
+    assert!(store.snapshot().scheduler_config().is_none());
+    let pool = NodePool {
+        name: "gpu".to_owned(),
+        description: "GPUs".to_owned(),
+        meta: Some([("rack".to_owned(), "r2".to_owned())].into()),
+        scheduler_configuration: Some(NodePoolSchedulerConfiguration {
+            memory_oversubscription_enabled: Some(true),
+            scheduler_algorithm: "spread".to_owned(),
+        }),
+        ..NodePool::default()
+    };
+    let written = {
+        let pool = pool.clone();
+        store
+            .write(move |txn| -> Result<(), StateError> {
+                txn.put(pool)?;
+                txn.put(NodePool::named("edge"))?;
+                Ok(())
+            })
+            .await?
+    };
+    let mut config = SchedulerConfiguration::server_default();
+    config.scheduler_algorithm = "spread".to_owned();
+    config.reject_job_registration = true;
+    let cfg_index = {
+        let config = config.clone();
+        store
+            .write(move |txn| -> Result<(), StateError> {
+                txn.put(config)?;
+                Ok(())
+            })
+            .await?
+            .index
+    };
+    let gone = store
+        .write(|txn| -> Result<bool, StateError> { Ok(txn.delete::<NodePool>("edge")) })
+        .await?;
+    assert!(gone.value);
+    let before = store.snapshot();
+    assert_eq!(before.node_pools().index(), gone.index);
+    assert_eq!(before.scheduler_config_table().index(), cfg_index);
+    drop(store);
+
+    let store = reopen(b).await?;
+    let after = store.snapshot();
+    assert_eq!(after.node_pools().len(), 1);
+    let gpu = &after
+        .node_pools()
+        .get("gpu")
+        .expect("pool after reopen")
+        .value;
+    assert_eq!(gpu.create_index, written.index);
+    assert_eq!(gpu.modify_index, written.index);
+    assert_eq!(gpu.scheduler_configuration, pool.scheduler_configuration);
+    assert_eq!(gpu.meta, pool.meta);
+    assert_eq!(after.node_pools().index(), gone.index);
+    let stored = after.scheduler_config().expect("config after reopen");
+    assert_eq!(stored.scheduler_algorithm, "spread");
+    assert!(stored.reject_job_registration);
+    assert!(stored.preemption_config.system_scheduler_enabled);
+    assert_eq!(stored.create_index, cfg_index);
+    assert_eq!(after.scheduler_config_table().index(), cfg_index);
+    drop(store);
+
+    let rows = changelog(b).await?;
+    let expected = vec![
+        (
+            written.index as i64,
+            "node_pools".to_owned(),
+            "edge".to_owned(),
+            "put".to_owned(),
+        ),
+        (
+            written.index as i64,
+            "node_pools".to_owned(),
+            "gpu".to_owned(),
+            "put".to_owned(),
+        ),
+        (
+            cfg_index as i64,
+            "scheduler_config".to_owned(),
+            "config".to_owned(),
+            "put".to_owned(),
+        ),
+        (
+            gone.index as i64,
+            "node_pools".to_owned(),
+            "edge".to_owned(),
+            "delete".to_owned(),
+        ),
+    ];
+    assert_eq!(rows, expected);
     Ok(())
 }

@@ -20,6 +20,8 @@
 //! - [`job_diff`]: `JobDiff` (Nomad's job diff, for plans and version diffs).
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
+//! - [`node_pool`]: `NodePool` (the built-ins `all` and `default`, Nomad's name rule).
+//! - [`operator`]: `SchedulerConfiguration` (`/v1/operator/scheduler/configuration`).
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -62,6 +64,8 @@ pub mod job;
 pub mod job_defaults;
 pub mod job_diff;
 pub mod node;
+pub mod node_pool;
+pub mod operator;
 pub mod resources;
 pub mod service;
 pub mod stats;
@@ -75,6 +79,8 @@ pub use job::*;
 pub use job_defaults::*;
 pub use job_diff::*;
 pub use node::*;
+pub use node_pool::*;
+pub use operator::*;
 pub use resources::*;
 pub use service::*;
 pub use time::{Time, TimeParseError};

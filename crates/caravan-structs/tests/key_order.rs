@@ -58,6 +58,12 @@ fn every_wire_type_writes_keys_in_byte_order() {
         GenericResponse,
         // deployment.rs
         Deployment,
+        NodePool,
+        NodePoolSchedulerConfiguration,
+        SchedulerConfiguration,
+        PreemptionConfig,
+        SchedulerConfigurationResponse,
+        SchedulerSetConfigurationResponse,
         DeploymentState,
         // eval.rs
         Evaluation,

@@ -41,6 +41,7 @@ pub struct ServerBlock {
 pub struct ClientBlock {
     pub servers: Option<Vec<String>>,
     pub node_class: Option<String>,
+    pub node_pool: Option<String>,
     pub network_interface: Option<String>,
     pub meta: Option<BTreeMap<String, String>>,
 }

@@ -84,6 +84,9 @@ pub struct AgentArgs {
     /// Node class.
     #[arg(long = "node-class", env = "CARAVAN_NODE_CLASS")]
     pub node_class: Option<String>,
+    /// Node pool the node registers in (`default` by default; created if missing).
+    #[arg(long = "node-pool", env = "CARAVAN_NODE_POOL")]
+    pub node_pool: Option<String>,
     /// HTTP port of the gateway (-dev).
     #[arg(long = "http-port", env = "CARAVAN_HTTP_PORT")]
     pub http_port: Option<u16>,

@@ -326,6 +326,11 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
             .clone()
             .or(file.client.node_class.clone())
             .unwrap_or_default(),
+        node_pool: args
+            .node_pool
+            .clone()
+            .or(file.client.node_pool.clone())
+            .unwrap_or_default(),
         meta: file.client.meta.clone().unwrap_or_default(),
         http_advertise: args
             .http_advertise
@@ -399,6 +404,11 @@ async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
             .node_class
             .clone()
             .or(file.client.node_class.clone())
+            .unwrap_or_default(),
+        node_pool: args
+            .node_pool
+            .clone()
+            .or(file.client.node_pool.clone())
             .unwrap_or_default(),
         meta: file.client.meta.clone().unwrap_or_default(),
         http_advertise,

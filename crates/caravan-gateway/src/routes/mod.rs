@@ -12,7 +12,9 @@ mod evals;
 mod job_actions;
 mod jobs;
 mod jobs_parse;
+mod node_pools;
 mod nodes;
+mod operator;
 mod status;
 
 use axum::Router;
@@ -90,6 +92,49 @@ fn table() -> RouteTable {
     RouteTable::new()
         // Nodes (seeds/004).
         .route(GET, "/v1/nodes", NodeRead, handler!(GET, nodes::list))
+        // Node pools: literal paths, so they win over `/v1/node/{node_id}`.
+        .route(
+            GET,
+            "/v1/node/pools",
+            NodePool("read"),
+            handler!(GET, node_pools::list),
+        )
+        .route(
+            PUT_POST,
+            "/v1/node/pools",
+            NodePool("write"),
+            handler!(PUT_POST, node_pools::upsert),
+        )
+        .route(
+            GET,
+            "/v1/node/pool/{pool_name}",
+            NodePool("read"),
+            handler!(GET, node_pools::read),
+        )
+        .route(
+            PUT_POST,
+            "/v1/node/pool/{pool_name}",
+            NodePool("write"),
+            handler!(PUT_POST, node_pools::upsert_at),
+        )
+        .route(
+            DELETE,
+            "/v1/node/pool/{pool_name}",
+            NodePool("delete"),
+            handler!(DELETE, node_pools::delete),
+        )
+        .route(
+            GET,
+            "/v1/node/pool/{pool_name}/nodes",
+            NodeRead,
+            handler!(GET, node_pools::nodes),
+        )
+        .route(
+            GET,
+            "/v1/node/pool/{pool_name}/jobs",
+            NodePool("read"),
+            handler!(GET, node_pools::jobs),
+        )
         .route(
             GET,
             "/v1/node/{node_id}",
@@ -392,6 +437,19 @@ fn table() -> RouteTable {
             Namespace("read-fs"),
             handler!(GET, client_fs::unknown),
         )
+        // The scheduler configuration.
+        .route(
+            GET,
+            "/v1/operator/scheduler/configuration",
+            OperatorRead,
+            handler!(GET, operator::read),
+        )
+        .route(
+            PUT_POST,
+            "/v1/operator/scheduler/configuration",
+            OperatorWrite,
+            handler!(PUT_POST, operator::update),
+        )
         // What clients probe first.
         .route(
             GET,
@@ -499,6 +557,17 @@ mod tests {
             );
         }
         assert_eq!(cap("/v1/jobs"), Capability::Namespace("list-jobs"));
+        assert_eq!(cap("/v1/node/pools"), Capability::NodePool("read"));
+        let op = |m: Method| {
+            specs
+                .iter()
+                .find(|s| {
+                    s.path == "/v1/operator/scheduler/configuration" && s.methods.contains(&m)
+                })
+                .map(|s| s.capability)
+        };
+        assert_eq!(op(Method::GET), Some(Capability::OperatorRead));
+        assert_eq!(op(Method::PUT), Some(Capability::OperatorWrite));
         assert_eq!(cap("/v1/client/stats"), Capability::NodeRead);
         assert_eq!(
             cap("/v1/client/allocation/{alloc_id}/stats"),
