@@ -173,13 +173,30 @@ async fn ls_stat_cat_and_readat_serve_the_allocation_directory() {
             400,
             "Path escapes the alloc directory",
         ),
+        // Reading a missing file is a 400 with the error text, as in Nomad (NOMAD-BEHAVIOR
+        // 3.3; python-nomad's suite expects it); ls and stat answer 404.
         (
             format!("/v1/client/fs/cat/{id}?path=/etc/passwd"),
-            404,
+            400,
             "stat /etc/passwd: no such file or directory",
         ),
         (
             format!("/v1/client/fs/cat/{id}?path=alloc/nope"),
+            400,
+            "stat /alloc/nope: no such file or directory",
+        ),
+        (
+            format!("/v1/client/fs/readat/{id}?path=alloc/nope&offset=0&limit=1"),
+            400,
+            "stat /alloc/nope: no such file or directory",
+        ),
+        (
+            format!("/v1/client/fs/stream/{id}?path=alloc/nope&follow=false"),
+            400,
+            "stat /alloc/nope: no such file or directory",
+        ),
+        (
+            format!("/v1/client/fs/ls/{id}?path=alloc/nope"),
             404,
             "stat /alloc/nope: no such file or directory",
         ),

@@ -274,7 +274,14 @@ impl ClientFsService {
     /// A regular file to read: resolved, readable, not a directory; with its size.
     fn readable_file(&self, alloc_id: &str, path: &str) -> Result<(Resolved, u64), Status> {
         let runner = self.runner(alloc_id)?;
-        let resolved = resolve(runner.dir().root(), path)?;
+        // A missing file is a 400 for the reading endpoints, as in Nomad (ls and stat: 404).
+        let resolved = resolve(runner.dir().root(), path).map_err(|e| {
+            if e.code() == tonic::Code::NotFound && e.message().starts_with("stat ") {
+                bad(e.message())
+            } else {
+                e
+            }
+        })?;
         check_readable(&resolved.rel)?;
         let meta = std::fs::metadata(&resolved.host)
             .map_err(|e| bad(format!("stat {}: {e}", shown(&resolved.rel))))?;
