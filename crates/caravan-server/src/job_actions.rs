@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use caravan_proto::v1;
 use caravan_state::{Txn, job_key};
-use caravan_structs::{Job, eval_trigger};
+use caravan_structs::{
+    JOB_TRACKED_SCALING_EVENTS, JOB_TYPE_SYSTEM, Job, JobScaleStatus, JobScalingEvents,
+    ScalingEvent, TaskGroupScaleStatus, eval_trigger,
+};
 
 use crate::error::ServerError;
 use crate::jobs::{JobWrite, job_eval, refresh_job_status, register_spec, upsert_job};
@@ -262,6 +265,182 @@ pub fn children_of(txn: &Txn<'_>, ns: &str, parent: &str) -> Vec<Job> {
         .filter(|job| job.parent_id == parent)
         .cloned()
         .collect()
+}
+
+/// Deployment statuses during which a job may not be scaled.
+const ACTIVE_DEPLOYMENT: &[&str] = &[
+    "running",
+    "paused",
+    "pending",
+    "blocked",
+    "unblocking",
+    "initializing",
+];
+
+/// Sets a group's count (a new job version and a `job-scaling` evaluation) and records the
+/// scaling event; with no count, only the event (Nomad's `Job.Scale`).
+pub(crate) fn scale(
+    txn: &mut Txn<'_>,
+    ns: &str,
+    req: &v1::ScaleJobRequest,
+) -> Result<JobWrite, ServerError> {
+    let Some(job) = txn.snapshot().job(ns, &req.job_id).map(|r| r.value.clone()) else {
+        return Err(ServerError::NotFound(format!(
+            "job {:?} not found",
+            req.job_id
+        )));
+    };
+    if job.r#type == JOB_TYPE_SYSTEM && req.count.is_some_and(|c| c > 1) {
+        return Err(ServerError::BadRequest(
+            "jobs of type \"system\" can only be scaled between 0 and 1".to_owned(),
+        ));
+    }
+    let Some(group) = job.lookup_task_group(&req.group).cloned() else {
+        return Err(ServerError::BadRequest(format!(
+            "task group {:?} specified for scaling does not exist in job",
+            req.group
+        )));
+    };
+    let meta = if req.meta_json.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&req.meta_json)
+            .map_err(|e| ServerError::BadRequest(format!("Meta must be an object: {e}")))?
+    };
+    let now = unix_nanos();
+    let mut event = ScalingEvent {
+        count: req.count,
+        create_index: txn.index(),
+        error: req.error,
+        eval_id: None,
+        message: req.message.clone(),
+        meta,
+        previous_count: group.count,
+        time: now,
+    };
+    let mut out = JobWrite {
+        eval_id: String::new(),
+        job_modify_index: job.job_modify_index,
+        warnings: String::new(),
+    };
+    if let Some(count) = req.count {
+        let bound = |key: &str| {
+            group
+                .scaling
+                .as_ref()
+                .and_then(|s| s.get(key))
+                .and_then(serde_json::Value::as_i64)
+        };
+        if let Some(min) = bound("Min")
+            && count < min
+        {
+            return Err(ServerError::BadRequest(format!(
+                "group count was less than scaling policy minimum: {count} < {min}"
+            )));
+        }
+        if let Some(max) = bound("Max")
+            && count > max
+        {
+            return Err(ServerError::BadRequest(format!(
+                "group count was greater than scaling policy maximum: {count} > {max}"
+            )));
+        }
+        let deploying = txn
+            .snapshot()
+            .latest_deployment(ns, &job.id)
+            .is_some_and(|d| {
+                d.value.job_create_index == job.create_index
+                    && ACTIVE_DEPLOYMENT.contains(&d.value.status.as_str())
+            });
+        if deploying {
+            return Err(ServerError::BadRequest(
+                "job scaling blocked due to active deployment".to_owned(),
+            ));
+        }
+        if req.enforce_index && req.job_modify_index != job.job_modify_index {
+            return Err(ServerError::Conflict(format!(
+                "Enforcing job modify index {}: job exists with conflicting job modify index: {}",
+                req.job_modify_index, job.job_modify_index
+            )));
+        }
+        let mut scaled = job.clone();
+        for tg in scaled.task_groups.iter_mut().flatten() {
+            if tg.name == req.group {
+                tg.count = count;
+            }
+        }
+        let scaled = if crate::jobs::spec_changed(&job, &scaled) {
+            upsert_job(txn, scaled, Some(&job))?
+        } else {
+            job.clone()
+        };
+        out.job_modify_index = scaled.job_modify_index;
+        if let Some(eval) = job_eval(&scaled, eval_trigger::JOB_SCALING, None) {
+            out.eval_id = eval.id.clone();
+            event.eval_id = Some(eval.id.clone());
+            txn.put(eval)?;
+        }
+        refresh_job_status(txn, ns, &job.id)?;
+    }
+    let mut events = txn
+        .snapshot()
+        .scaling_events(ns, &job.id)
+        .cloned()
+        .unwrap_or_else(|| JobScalingEvents {
+            job_id: job.id.clone(),
+            namespace: ns.to_owned(),
+            ..JobScalingEvents::default()
+        });
+    let list = events.scaling_events.entry(req.group.clone()).or_default();
+    list.insert(0, event);
+    list.truncate(JOB_TRACKED_SCALING_EVENTS);
+    txn.put(events)?;
+    Ok(out)
+}
+
+/// Each group's desired count, its placed, running, healthy and unhealthy allocations of the
+/// current job, and its scaling events.
+pub fn scale_status(snap: &caravan_state::Snapshot, job: &Job) -> JobScaleStatus {
+    let events = snap.scaling_events(&job.namespace, &job.id);
+    let mut groups: std::collections::BTreeMap<String, TaskGroupScaleStatus> = job
+        .task_groups
+        .iter()
+        .flatten()
+        .map(|tg| {
+            let status = TaskGroupScaleStatus {
+                desired: tg.count,
+                events: events.and_then(|e| e.scaling_events.get(&tg.name)).cloned(),
+                ..TaskGroupScaleStatus::default()
+            };
+            (tg.name.clone(), status)
+        })
+        .collect();
+    for row in snap.allocs_by_job(&job.namespace, &job.id) {
+        let alloc = &row.value;
+        if alloc.create_index < job.create_index || alloc.terminal_status() {
+            continue;
+        }
+        let Some(g) = groups.get_mut(&alloc.task_group) else {
+            continue;
+        };
+        g.placed += 1;
+        if alloc.client_status == "running" {
+            g.running += 1;
+        }
+        match alloc.deployment_status.as_ref().and_then(|d| d.healthy) {
+            Some(true) => g.healthy += 1,
+            Some(false) => g.unhealthy += 1,
+            None => {}
+        }
+    }
+    JobScaleStatus {
+        job_create_index: job.create_index,
+        job_id: job.id.clone(),
+        job_modify_index: job.job_modify_index,
+        job_stopped: job.stop,
+        namespace: job.namespace.clone(),
+        task_groups: groups,
+    }
 }
 
 #[cfg(test)]

@@ -1001,6 +1001,44 @@ impl jobs_server::Jobs for JobsService {
             json: to_json(&planned)?,
         }))
     }
+
+    async fn scale_job(
+        &self,
+        request: Request<v1::ScaleJobRequest>,
+    ) -> Result<Response<v1::JobWriteResponse>, Status> {
+        let req = request.into_inner();
+        let ns = write_namespace(req.write.as_ref());
+        let written = self
+            .store()
+            .write(move |txn| crate::job_actions::scale(txn, &ns, &req))
+            .await?;
+        Ok(Response::new(write_response(written.value, written.index)))
+    }
+
+    async fn get_job_scale_status(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::GetJobResponse>, Status> {
+        let req = request.into_inner();
+        let (json, index) = self
+            .read_job(
+                &req,
+                &[TableId::Allocs, TableId::ScalingEvents],
+                |snap, job| {
+                    let status = crate::job_actions::scale_status(snap, job);
+                    let index = snap
+                        .allocs()
+                        .index()
+                        .max(snap.scaling_events_table().index());
+                    (to_json(&status), index)
+                },
+            )
+            .await;
+        Ok(Response::new(v1::GetJobResponse {
+            json: json.transpose()?.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
 }
 
 #[cfg(test)]

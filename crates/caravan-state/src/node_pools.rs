@@ -4,7 +4,7 @@
 //! the server answers them as constants (`NodePool::built_in`). A missing scheduler
 //! configuration row means the server's default.
 
-use caravan_structs::{NodePool, SchedulerConfiguration};
+use caravan_structs::{JobScalingEvents, NodePool, SchedulerConfiguration};
 
 use crate::table::{Document, TableId};
 
@@ -30,6 +30,21 @@ impl Document for SchedulerConfiguration {
 
     fn key(&self) -> String {
         SCHEDULER_CONFIG_KEY.to_owned()
+    }
+
+    crate::table::index_fields!();
+
+    fn columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A job's scaling events: one row per job, keyed like the job.
+impl Document for JobScalingEvents {
+    const TABLE: TableId = TableId::ScalingEvents;
+
+    fn key(&self) -> String {
+        crate::jobs::job_key(&self.namespace, &self.job_id)
     }
 
     crate::table::index_fields!();

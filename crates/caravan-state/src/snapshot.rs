@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use caravan_structs::{
-    Allocation, Deployment, Evaluation, Job, Node, NodePool, SchedulerConfiguration,
+    Allocation, Deployment, Evaluation, Job, JobScalingEvents, Node, NodePool,
+    SchedulerConfiguration,
 };
 
 use crate::jobs::{JobVersion, job_key, job_version_key};
@@ -23,6 +24,7 @@ pub struct Snapshot {
     pub(crate) deployments: Table<Deployment>,
     pub(crate) node_pools: Table<NodePool>,
     pub(crate) scheduler_config: Table<SchedulerConfiguration>,
+    pub(crate) scaling_events: Table<JobScalingEvents>,
 }
 
 impl Snapshot {
@@ -61,6 +63,17 @@ impl Snapshot {
     }
 
     /// The scheduler configuration table (one row at most).
+    pub fn scaling_events_table(&self) -> &Table<JobScalingEvents> {
+        &self.scaling_events
+    }
+
+    /// The scaling events of one job.
+    pub fn scaling_events(&self, namespace: &str, job_id: &str) -> Option<&JobScalingEvents> {
+        self.scaling_events
+            .get(&job_key(namespace, job_id))
+            .map(|r| &r.value)
+    }
+
     pub fn scheduler_config_table(&self) -> &Table<SchedulerConfiguration> {
         &self.scheduler_config
     }
@@ -170,3 +183,4 @@ has_table!(Allocation, allocs);
 has_table!(Deployment, deployments);
 has_table!(NodePool, node_pools);
 has_table!(SchedulerConfiguration, scheduler_config);
+has_table!(JobScalingEvents, scaling_events);

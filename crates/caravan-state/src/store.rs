@@ -215,6 +215,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
     let deployments_idx = idx(TableId::Deployments, &loaded);
     let node_pools_idx = idx(TableId::NodePools, &loaded);
     let scheduler_config_idx = idx(TableId::SchedulerConfig, &loaded);
+    let scaling_events_idx = idx(TableId::ScalingEvents, &loaded);
     Ok(Snapshot {
         index: loaded.current_index,
         nodes: decode_table(&mut loaded, nodes_idx)?,
@@ -225,6 +226,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
         deployments: decode_table(&mut loaded, deployments_idx)?,
         node_pools: decode_table(&mut loaded, node_pools_idx)?,
         scheduler_config: decode_table(&mut loaded, scheduler_config_idx)?,
+        scaling_events: decode_table(&mut loaded, scaling_events_idx)?,
     })
 }
 

@@ -17,10 +17,11 @@ pub enum TableId {
     Deployments,
     NodePools,
     SchedulerConfig,
+    ScalingEvents,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 8] = [
+    pub const ALL: [TableId; 9] = [
         TableId::Nodes,
         TableId::Jobs,
         TableId::JobVersions,
@@ -29,6 +30,7 @@ impl TableId {
         TableId::Deployments,
         TableId::NodePools,
         TableId::SchedulerConfig,
+        TableId::ScalingEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +43,7 @@ impl TableId {
             TableId::Deployments => "deployments",
             TableId::NodePools => "node_pools",
             TableId::SchedulerConfig => "scheduler_config",
+            TableId::ScalingEvents => "job_scaling_events",
         }
     }
 
@@ -53,7 +56,7 @@ impl TableId {
             TableId::Evals => &["namespace", "job_id", "status"],
             TableId::Allocs => &["namespace", "job_id", "node_id", "client_status"],
             TableId::Deployments => &["namespace", "job_id", "status"],
-            TableId::NodePools | TableId::SchedulerConfig => &[],
+            TableId::NodePools | TableId::SchedulerConfig | TableId::ScalingEvents => &[],
         }
     }
 }

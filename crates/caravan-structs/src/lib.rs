@@ -22,6 +22,7 @@
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
 //! - [`node_pool`]: `NodePool` (the built-ins `all` and `default`, Nomad's name rule).
 //! - [`operator`]: `SchedulerConfiguration` (`/v1/operator/scheduler/configuration`).
+//! - [`scaling`]: `ScalingEvent`, `JobScalingEvents`, `JobScaleStatus`.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -67,6 +68,7 @@ pub mod node;
 pub mod node_pool;
 pub mod operator;
 pub mod resources;
+pub mod scaling;
 pub mod service;
 pub mod stats;
 pub mod time;
@@ -82,5 +84,6 @@ pub use node::*;
 pub use node_pool::*;
 pub use operator::*;
 pub use resources::*;
+pub use scaling::*;
 pub use service::*;
 pub use time::{Time, TimeParseError};

@@ -1,5 +1,6 @@
-//! `/v1/job/:job_id/revert`, `/stable` and `/dispatch`: the job writes beside registration.
-//! Bodies are Nomad's `JobRevertRequest`, `JobStabilityRequest` and `JobDispatchRequest`,
+//! `/v1/job/:job_id/revert`, `/stable`, `/dispatch` and `/scale`: the job writes beside
+//! registration. Bodies are Nomad's `JobRevertRequest`, `JobStabilityRequest`,
+//! `JobDispatchRequest` and `ScalingRequest`,
 //! decoded as Go decodes them.
 
 use std::collections::{BTreeMap, HashMap};
@@ -166,6 +167,110 @@ pub(super) async fn dispatch(
     };
     Ok(JsonResponse::value(&out)?
         .index(resp.index)
+        .pretty(q.pretty)
+        .into_response())
+}
+
+/// Nomad's `ScalingRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub(super) struct ScaleBody {
+    count: Option<i64>,
+    target: Option<BTreeMap<String, String>>,
+    message: String,
+    error: bool,
+    meta: Option<serde_json::Map<String, serde_json::Value>>,
+    enforce_index: bool,
+    job_modify_index: u64,
+}
+
+pub(super) async fn scale(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    q: Query,
+    GoJson(body): GoJson<ScaleBody>,
+) -> Result<Response, ApiError> {
+    let target = body.target.unwrap_or_default();
+    if target
+        .get("Job")
+        .is_some_and(|j| !j.is_empty() && *j != job_id)
+    {
+        return Err(ApiError::bad_request("job ID in payload did not match URL"));
+    }
+    let write = q.to_write_proto();
+    if target.get("Namespace").is_some_and(|ns| {
+        !ns.is_empty() && *ns != write.namespace && !(write.namespace.is_empty() && ns == "default")
+    }) {
+        return Err(ApiError::bad_request(
+            "namespace in payload did not match header",
+        ));
+    }
+    let group = target.get("Group").cloned().unwrap_or_default();
+    if group.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing task group name for scaling action",
+        ));
+    }
+    if let Some(count) = body.count {
+        if count < 0 {
+            return Err(ApiError::bad_request(
+                "scaling action count can't be negative",
+            ));
+        }
+        if body.error {
+            return Err(ApiError::bad_request(
+                "scaling action should not contain count if error is true",
+            ));
+        }
+        if i32::try_from(count).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "new scaling count is too large for TaskGroup.Count (int): {count}"
+            )));
+        }
+    }
+    let meta_json = match body.meta {
+        Some(meta) => serde_json::to_vec(&meta)
+            .map_err(|e| ApiError::internal(format!("failed to encode meta: {e}")))?,
+        None => Vec::new(),
+    };
+    let resp = state
+        .jobs()
+        .scale_job(v1::ScaleJobRequest {
+            job_id,
+            group,
+            count: body.count,
+            message: body.message,
+            error: body.error,
+            meta_json: meta_json.into(),
+            enforce_index: body.enforce_index,
+            job_modify_index: body.job_modify_index,
+            write: Some(write),
+        })
+        .await?
+        .into_inner();
+    super::jobs::write_response(resp, false, q.pretty)
+}
+
+pub(super) async fn scale_status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    let resp = state
+        .jobs()
+        .get_job_scale_status(v1::GetJobRequest {
+            job_id,
+            query: Some(q.to_proto()),
+            all: false,
+            diffs: false,
+        })
+        .await?
+        .into_inner();
+    if resp.json.is_empty() {
+        return Err(ApiError::not_found("job not found").with_meta(resp.meta));
+    }
+    Ok(JsonResponse::raw(resp.json)
+        .meta(resp.meta)
         .pretty(q.pretty)
         .into_response())
 }

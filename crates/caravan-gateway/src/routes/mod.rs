@@ -308,6 +308,18 @@ fn table() -> RouteTable {
             handler!(PUT_POST, jobs::plan),
         )
         .route(
+            GET,
+            "/v1/job/{job_id}/scale",
+            Namespace("read-job-scaling"),
+            handler!(GET, job_actions::scale_status),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}/scale",
+            Namespace("scale-job"),
+            handler!(PUT_POST, job_actions::scale),
+        )
+        .route(
             PUT_POST,
             "/v1/job/{job_id}/revert",
             Namespace("submit-job"),
