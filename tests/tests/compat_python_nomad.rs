@@ -1,6 +1,7 @@
 //! An unmodified Nomad client library against Caravan: python-nomad drives the Nodes API
 //! (tests/compat/python_nomad_nodes.py) and the Jobs, Evaluations and Allocations APIs
-//! (tests/compat/python_nomad_jobs.py) on the embedded store and on PostgreSQL.
+//! (tests/compat/python_nomad_jobs.py) on the embedded store and on PostgreSQL, and the Search
+//! API (tests/compat/python_nomad_search.py) on PostgreSQL.
 //! `scripts/test.sh` provisions the library and sets `CARAVAN_TEST_PYTHON`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
@@ -83,6 +84,15 @@ async fn python_nomad_runs_signals_restarts_and_replaces_a_task_on_postgres() {
             c.gateway.logs(),
             c.agent.logs()
         )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn python_nomad_searches_by_prefix_and_fuzzy_text_on_postgres() {
+    let c = PgCluster::start().await.unwrap();
+    run_script("python_nomad_search.py", &c.http_addr, || {
+        format!("{}\n{}", c.server.logs(), c.gateway.logs())
     })
     .await;
 }

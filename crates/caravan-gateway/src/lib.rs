@@ -32,6 +32,7 @@ use caravan_proto::v1::deployments_client::DeploymentsClient;
 use caravan_proto::v1::evals_client::EvalsClient;
 use caravan_proto::v1::jobs_client::JobsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
+use caravan_proto::v1::search_client::SearchClient;
 use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
@@ -120,6 +121,10 @@ impl AppState {
         JobsClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn search(&self) -> SearchClient<Channel> {
+        SearchClient::new(self.channel.clone())
     }
 
     pub fn status(&self) -> StatusClient<Channel> {

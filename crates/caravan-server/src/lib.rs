@@ -14,6 +14,7 @@
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
+//! - [`search`]: the Search service (prefix and fuzzy search over the snapshot).
 //! - [`scheduling`]: scheduler workers, the scheduler's view of a snapshot, the plan applier.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
@@ -36,6 +37,7 @@ pub mod nodes;
 pub mod paginate;
 pub mod query;
 pub mod scheduling;
+pub mod search;
 pub mod status;
 
 use std::future::Future;
@@ -46,6 +48,7 @@ use caravan_proto::v1::deployments_server::DeploymentsServer;
 use caravan_proto::v1::evals_server::EvalsServer;
 use caravan_proto::v1::jobs_server::JobsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
+use caravan_proto::v1::search_server::SearchServer;
 use caravan_proto::v1::status_server::StatusServer;
 use caravan_state::Store;
 use tokio::net::TcpListener;
@@ -119,12 +122,14 @@ impl Server {
             DeploymentsServer::new(deployments::DeploymentsService::new(self.clone()))
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let status = StatusServer::new(status::StatusService::new(self.clone()));
+        let search = SearchServer::new(search::SearchService::new(self.clone()));
         tonic::service::Routes::new(nodes)
             .add_service(deployments)
             .add_service(allocs)
             .add_service(evals)
             .add_service(jobs)
             .add_service(status)
+            .add_service(search)
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves.

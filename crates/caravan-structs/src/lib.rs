@@ -19,6 +19,8 @@
 //!   (Nomad's checks and messages, `JobValidationError`).
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
+//! - [`search`]: the search contexts (`SearchContext`) and the `/v1/search` and
+//!   `/v1/search/fuzzy` bodies.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -61,6 +63,7 @@ pub mod job;
 pub mod job_defaults;
 pub mod node;
 pub mod resources;
+pub mod search;
 pub mod service;
 pub mod stats;
 pub mod time;
@@ -73,5 +76,6 @@ pub use job::*;
 pub use job_defaults::*;
 pub use node::*;
 pub use resources::*;
+pub use search::*;
 pub use service::*;
 pub use time::{Time, TimeParseError};

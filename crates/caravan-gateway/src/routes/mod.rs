@@ -12,6 +12,7 @@ mod evals;
 mod jobs;
 mod jobs_parse;
 mod nodes;
+mod search;
 mod status;
 
 use axum::Router;
@@ -366,6 +367,21 @@ fn table() -> RouteTable {
             "/v1/client/fs/{*rest}",
             Namespace("read-fs"),
             handler!(GET, client_fs::unknown),
+        )
+        // Search (the CLI resolves ID prefixes with it). Nomad checks the capability of each
+        // context searched (node:read for nodes, read-job for jobs and their objects, ...);
+        // the route declares the one most contexts need.
+        .route(
+            PUT_POST,
+            "/v1/search",
+            Namespace("read-job"),
+            handler!(PUT_POST, search::prefix),
+        )
+        .route(
+            PUT_POST,
+            "/v1/search/fuzzy",
+            Namespace("read-job"),
+            handler!(PUT_POST, search::fuzzy),
         )
         // What clients probe first.
         .route(
