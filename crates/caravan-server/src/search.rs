@@ -70,7 +70,7 @@ fn round_down_if_odd<'p>(prefix: &'p str, request_context: &str) -> &'p [u8] {
         return bytes;
     }
     let hyphens = bytes.iter().filter(|b| **b == b'-').count();
-    if (bytes.len() - hyphens) % 2 == 0 {
+    if (bytes.len() - hyphens).is_multiple_of(2) {
         bytes
     } else {
         &bytes[..bytes.len() - 1]
@@ -85,7 +85,7 @@ fn uuid_walk_prefix(prefix: &[u8]) -> Option<String> {
         return None;
     }
     let hex: Vec<u8> = prefix.iter().copied().filter(|b| *b != b'-').collect();
-    if hex.len() % 2 != 0 || !hex.iter().all(u8::is_ascii_hexdigit) {
+    if !hex.len().is_multiple_of(2) || !hex.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = String::with_capacity(hex.len() + 4);
@@ -317,6 +317,9 @@ struct Scored {
     score: usize,
 }
 
+/// Matches grouped by context.
+type MatchSet = Vec<(SearchContext, Vec<Scored>)>;
+
 /// Where `text` (lower case) occurs in `name`, ignoring case.
 fn fuzzy_index(name: &str, text: &str) -> Option<usize> {
     name.to_lowercase().find(text)
@@ -336,7 +339,7 @@ fn single(
     name: &str,
     text: &str,
     scope: impl FnOnce() -> Vec<String>,
-) -> Vec<(SearchContext, Vec<Scored>)> {
+) -> MatchSet {
     match scored(name, text, scope) {
         Some(m) => vec![(ctx, vec![m])],
         None => Vec::new(),
@@ -357,9 +360,9 @@ fn config_str<'a>(
 /// The matches inside one job, grouped by context in a fixed order: the job's name, its
 /// groups, services (group and task level), tasks, and the task's docker image, exec or
 /// raw_exec command, or java class. Scopes run from the namespace down to the parent.
-fn job_matches(job: &Job, text: &str) -> Vec<(SearchContext, Vec<Scored>)> {
+fn job_matches(job: &Job, text: &str) -> MatchSet {
     let ns = &job.namespace;
-    let mut by_ctx: Vec<(SearchContext, Vec<Scored>)> = [
+    let mut by_ctx: MatchSet = [
         SearchContext::Jobs,
         SearchContext::Groups,
         SearchContext::Services,
@@ -444,7 +447,7 @@ impl FuzzyAccumulator {
     fn scan<T>(
         &mut self,
         objects: impl IntoIterator<Item = T>,
-        mut matcher: impl FnMut(T) -> Vec<(SearchContext, Vec<Scored>)>,
+        mut matcher: impl FnMut(T) -> MatchSet,
     ) {
         let mut objects = objects.into_iter().peekable();
         for i in 0..self.limits.limit_query {
@@ -458,7 +461,7 @@ impl FuzzyAccumulator {
 
     /// Adds the matches of one object. As in Nomad, the first match that does not fit, or
     /// the first match of the last object looked at (when more were left), ends the object.
-    fn accumulate(&mut self, limited: bool, set: Vec<(SearchContext, Vec<Scored>)>) {
+    fn accumulate(&mut self, limited: bool, set: MatchSet) {
         for (ctx, list) in set {
             for m in list {
                 let kept = self.matches.entry(ctx).or_default();
@@ -477,12 +480,7 @@ impl FuzzyAccumulator {
     }
 
     /// Each context's matches, best first: earliest match, then shortest name, then by name.
-    fn sorted(
-        self,
-    ) -> (
-        Vec<(SearchContext, Vec<Scored>)>,
-        HashMap<SearchContext, bool>,
-    ) {
+    fn sorted(self) -> (MatchSet, HashMap<SearchContext, bool>) {
         let mut out: Vec<_> = self.matches.into_iter().collect();
         for (_, list) in &mut out {
             list.sort_by(|a, b| (a.score, a.id.len(), &a.id).cmp(&(b.score, b.id.len(), &b.id)));
@@ -679,14 +677,6 @@ mod tests {
         // Only the first twenty walked are looked at (a rounded-down walk).
         let (m, t) = take_prefix_matches(ids.iter().map(String::as_str), "job-2");
         assert_eq!((m.len(), t), (0, true));
-    }
-
-    fn m(id: &str, score: usize) -> Scored {
-        Scored {
-            id: id.to_owned(),
-            scope: Vec::new(),
-            score,
-        }
     }
 
     #[test]

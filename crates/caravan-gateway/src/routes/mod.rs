@@ -490,6 +490,8 @@ mod tests {
             );
         }
         assert_eq!(cap("/v1/jobs"), Capability::Namespace("list-jobs"));
+        assert_eq!(cap("/v1/search"), Capability::Namespace("read-job"));
+        assert_eq!(cap("/v1/search/fuzzy"), Capability::Namespace("read-job"));
         assert_eq!(cap("/v1/client/stats"), Capability::NodeRead);
         assert_eq!(
             cap("/v1/client/allocation/{alloc_id}/stats"),
