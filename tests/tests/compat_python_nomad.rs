@@ -1,8 +1,9 @@
 //! An unmodified Nomad client library against Caravan: python-nomad drives the Nodes API
 //! (tests/compat/python_nomad_nodes.py) and the Jobs, Evaluations and Allocations APIs
-//! (tests/compat/python_nomad_jobs.py) on the embedded store and on PostgreSQL, and the job
-//! workflow of dispatch, revert, stable and purge-then-register
-//! (tests/compat/python_nomad_workflow.py) on PostgreSQL.
+//! (tests/compat/python_nomad_jobs.py) on the embedded store and on PostgreSQL, the job
+//! workflow of dispatch, revert, stable, plan and purge-then-register
+//! (tests/compat/python_nomad_workflow.py) and the Search API
+//! (tests/compat/python_nomad_search.py) on PostgreSQL.
 //! `scripts/test.sh` provisions the library and sets `CARAVAN_TEST_PYTHON`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
@@ -93,6 +94,15 @@ async fn python_nomad_runs_signals_restarts_and_replaces_a_task_on_postgres() {
 async fn python_nomad_dispatches_reverts_and_marks_stable_on_postgres() {
     let c = PgCluster::start().await.unwrap();
     run_script("python_nomad_workflow.py", &c.http_addr, || {
+        format!("{}\n{}", c.server.logs(), c.gateway.logs())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn python_nomad_searches_by_prefix_and_fuzzy_text_on_postgres() {
+    let c = PgCluster::start().await.unwrap();
+    run_script("python_nomad_search.py", &c.http_addr, || {
         format!("{}\n{}", c.server.logs(), c.gateway.logs())
     })
     .await;

@@ -34,6 +34,7 @@ use caravan_proto::v1::jobs_client::JobsClient;
 use caravan_proto::v1::node_pools_client::NodePoolsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
 use caravan_proto::v1::operator_client::OperatorClient;
+use caravan_proto::v1::search_client::SearchClient;
 use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
@@ -130,6 +131,10 @@ impl AppState {
 
     pub fn operator(&self) -> OperatorClient<Channel> {
         OperatorClient::new(self.channel.clone())
+    }
+
+    pub fn search(&self) -> SearchClient<Channel> {
+        SearchClient::new(self.channel.clone())
     }
 
     pub fn status(&self) -> StatusClient<Channel> {

@@ -17,6 +17,7 @@
 //!   nodes, deletion only when unused).
 //! - [`operator`]: the Operator service: the scheduler configuration and what obeys it.
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
+//! - [`search`]: the Search service (prefix and fuzzy search over the snapshot).
 //! - [`scheduling`]: scheduler workers, the scheduler's view of a snapshot, the plan applier.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
@@ -43,6 +44,7 @@ pub mod operator;
 pub mod paginate;
 pub mod query;
 pub mod scheduling;
+pub mod search;
 pub mod status;
 
 use std::future::Future;
@@ -55,6 +57,7 @@ use caravan_proto::v1::jobs_server::JobsServer;
 use caravan_proto::v1::node_pools_server::NodePoolsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
 use caravan_proto::v1::operator_server::OperatorServer;
+use caravan_proto::v1::search_server::SearchServer;
 use caravan_proto::v1::status_server::StatusServer;
 use caravan_state::Store;
 use caravan_structs::SchedulerConfiguration;
@@ -131,6 +134,7 @@ impl Server {
         let node_pools = NodePoolsServer::new(node_pools::NodePoolsService::new(self.clone()))
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let operator = OperatorServer::new(operator::OperatorService::new(self.clone()));
+        let search = SearchServer::new(search::SearchService::new(self.clone()));
         tonic::service::Routes::new(nodes)
             .add_service(node_pools)
             .add_service(operator)
@@ -139,6 +143,7 @@ impl Server {
             .add_service(evals)
             .add_service(jobs)
             .add_service(status)
+            .add_service(search)
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves.

@@ -23,6 +23,8 @@
 //! - [`node_pool`]: `NodePool` (the built-ins `all` and `default`, Nomad's name rule).
 //! - [`operator`]: `SchedulerConfiguration` (`/v1/operator/scheduler/configuration`).
 //! - [`scaling`]: `ScalingEvent`, `JobScalingEvents`, `JobScaleStatus`.
+//! - [`search`]: the search contexts (`SearchContext`) and the `/v1/search` and
+//!   `/v1/search/fuzzy` bodies.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -69,6 +71,7 @@ pub mod node_pool;
 pub mod operator;
 pub mod resources;
 pub mod scaling;
+pub mod search;
 pub mod service;
 pub mod stats;
 pub mod time;
@@ -85,5 +88,6 @@ pub use node_pool::*;
 pub use operator::*;
 pub use resources::*;
 pub use scaling::*;
+pub use search::*;
 pub use service::*;
 pub use time::{Time, TimeParseError};

@@ -139,6 +139,11 @@ fn every_wire_type_writes_keys_in_byte_order() {
         Port,
         DNSConfig,
         RequestedDevice,
+        // search.rs
+        SearchRequest,
+        SearchResponse,
+        FuzzySearchRequest,
+        FuzzySearchResponse,
         // service.rs
         ServiceRegistration,
     );

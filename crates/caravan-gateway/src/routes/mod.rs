@@ -15,6 +15,7 @@ mod jobs_parse;
 mod node_pools;
 mod nodes;
 mod operator;
+mod search;
 mod status;
 
 use axum::Router;
@@ -462,6 +463,21 @@ fn table() -> RouteTable {
             OperatorWrite,
             handler!(PUT_POST, operator::update),
         )
+        // Search (the CLI resolves ID prefixes with it). Nomad checks the capability of each
+        // context searched (node:read for nodes, read-job for jobs and their objects, ...);
+        // the route declares the one most contexts need.
+        .route(
+            PUT_POST,
+            "/v1/search",
+            Namespace("read-job"),
+            handler!(PUT_POST, search::prefix),
+        )
+        .route(
+            PUT_POST,
+            "/v1/search/fuzzy",
+            Namespace("read-job"),
+            handler!(PUT_POST, search::fuzzy),
+        )
         // What clients probe first.
         .route(
             GET,
@@ -580,6 +596,8 @@ mod tests {
         };
         assert_eq!(op(Method::GET), Some(Capability::OperatorRead));
         assert_eq!(op(Method::PUT), Some(Capability::OperatorWrite));
+        assert_eq!(cap("/v1/search"), Capability::Namespace("read-job"));
+        assert_eq!(cap("/v1/search/fuzzy"), Capability::Namespace("read-job"));
         assert_eq!(cap("/v1/client/stats"), Capability::NodeRead);
         assert_eq!(
             cap("/v1/client/allocation/{alloc_id}/stats"),
