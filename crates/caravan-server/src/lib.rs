@@ -14,6 +14,8 @@
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
+//! - [`periodic`]: the periodic launcher (children of periodic jobs at their cron times, the
+//!   launch record, catch-up after downtime, forced launches).
 //! - [`scheduling`]: scheduler workers, the scheduler's view of a snapshot, the plan applier.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
@@ -35,6 +37,7 @@ pub mod job_actions;
 pub mod jobs;
 pub mod nodes;
 pub mod paginate;
+pub mod periodic;
 pub mod query;
 pub mod scheduling;
 pub mod status;
@@ -76,13 +79,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the background loops (heartbeat timers) over an opened store.
+    /// Starts the background loops (heartbeat timers, drainer, periodic launcher, scheduler
+    /// workers) over an opened store.
     pub fn start(store: Store, config: ServerConfig) -> Arc<Server> {
         let config = Arc::new(config);
         let heartbeats = heartbeat::Heartbeats::new(config.clone());
         heartbeats.initialize(&store);
         tokio::spawn(heartbeats.clone().run(store.clone()));
         tokio::spawn(drainer::run(store.clone()));
+        tokio::spawn(periodic::run(store.clone(), periodic::system_clock()));
         let sched_config = caravan_scheduler::SchedulerConfig {
             algorithm: caravan_scheduler::SchedulerAlgorithm::from_name(
                 &config.scheduler_algorithm,

@@ -24,6 +24,7 @@ mod error;
 mod evals;
 mod jobs;
 mod nodes;
+mod periodic;
 mod snapshot;
 mod store;
 mod table;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use caravan_structs::{Allocation, Deployment, Evaluation, Job, Node};
+use caravan_structs::{Allocation, Deployment, Evaluation, Job, Node, PeriodicLaunch};
 
 use crate::jobs::{JobVersion, job_key, job_version_key};
 use crate::table::{Document, Row, Table};
@@ -18,6 +18,7 @@ pub struct Snapshot {
     pub(crate) evals: Table<Evaluation>,
     pub(crate) allocs: Table<Allocation>,
     pub(crate) deployments: Table<Deployment>,
+    pub(crate) periodic_launches: Table<PeriodicLaunch>,
 }
 
 impl Snapshot {
@@ -48,6 +49,17 @@ impl Snapshot {
 
     pub fn deployments(&self) -> &Table<Deployment> {
         &self.deployments
+    }
+
+    pub fn periodic_launches(&self) -> &Table<PeriodicLaunch> {
+        &self.periodic_launches
+    }
+
+    /// The last launch of a periodic job.
+    pub fn periodic_launch(&self, namespace: &str, id: &str) -> Option<&PeriodicLaunch> {
+        self.periodic_launches
+            .get(&job_key(namespace, id))
+            .map(|row| &row.value)
     }
 
     /// The current version of a job.
@@ -146,3 +158,4 @@ has_table!(JobVersion, job_versions);
 has_table!(Evaluation, evals);
 has_table!(Allocation, allocs);
 has_table!(Deployment, deployments);
+has_table!(PeriodicLaunch, periodic_launches);

@@ -213,6 +213,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
     let evals_idx = idx(TableId::Evals, &loaded);
     let allocs_idx = idx(TableId::Allocs, &loaded);
     let deployments_idx = idx(TableId::Deployments, &loaded);
+    let launches_idx = idx(TableId::PeriodicLaunches, &loaded);
     Ok(Snapshot {
         index: loaded.current_index,
         nodes: decode_table(&mut loaded, nodes_idx)?,
@@ -221,6 +222,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
         evals: decode_table(&mut loaded, evals_idx)?,
         allocs: decode_table(&mut loaded, allocs_idx)?,
         deployments: decode_table(&mut loaded, deployments_idx)?,
+        periodic_launches: decode_table(&mut loaded, launches_idx)?,
     })
 }
 

@@ -15,16 +15,18 @@ pub enum TableId {
     Evals,
     Allocs,
     Deployments,
+    PeriodicLaunches,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 6] = [
+    pub const ALL: [TableId; 7] = [
         TableId::Nodes,
         TableId::Jobs,
         TableId::JobVersions,
         TableId::Evals,
         TableId::Allocs,
         TableId::Deployments,
+        TableId::PeriodicLaunches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +37,7 @@ impl TableId {
             TableId::Evals => "evals",
             TableId::Allocs => "allocs",
             TableId::Deployments => "deployments",
+            TableId::PeriodicLaunches => "periodic_launches",
         }
     }
 
@@ -47,6 +50,7 @@ impl TableId {
             TableId::Evals => &["namespace", "job_id", "status"],
             TableId::Allocs => &["namespace", "job_id", "node_id", "client_status"],
             TableId::Deployments => &["namespace", "job_id", "status"],
+            TableId::PeriodicLaunches => &["namespace", "job_id"],
         }
     }
 }

@@ -19,6 +19,8 @@
 //!   (Nomad's checks and messages, `JobValidationError`).
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
+//! - [`periodic`]: Nomad's cron dialect for periodic jobs (validation, next launch in the
+//!   job's time zone) and `PeriodicLaunch`, the record of a periodic job's last launch.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -60,6 +62,7 @@ pub mod go_json;
 pub mod job;
 pub mod job_defaults;
 pub mod node;
+pub mod periodic;
 pub mod resources;
 pub mod service;
 pub mod stats;
@@ -72,6 +75,10 @@ pub use eval::*;
 pub use job::*;
 pub use job_defaults::*;
 pub use node::*;
+pub use periodic::{
+    CronSpec, CronSpecError, PERIODIC_LAUNCH_SUFFIX, PERIODIC_SPEC_CRON, PeriodicLaunch,
+    periodic_child_id,
+};
 pub use resources::*;
 pub use service::*;
 pub use time::{Time, TimeParseError};

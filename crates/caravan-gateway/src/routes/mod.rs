@@ -13,6 +13,7 @@ mod job_actions;
 mod jobs;
 mod jobs_parse;
 mod nodes;
+mod periodic;
 mod status;
 
 use axum::Router;
@@ -273,6 +274,12 @@ fn table() -> RouteTable {
             "/v1/job/{job_id}/dispatch",
             Namespace("dispatch-job"),
             handler!(PUT_POST, job_actions::dispatch),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}/periodic/force",
+            Namespace("submit-job"),
+            handler!(PUT_POST, periodic::force),
         )
         .route(
             PUT_POST,
