@@ -76,6 +76,19 @@ const FULL_NAMES: [(&str, &str); 19] = [
     ("may", "may"),
 ];
 
+const YEAR: usize = 6;
+
+/// cronexpr knows the years 1970 to 2099 only (a step after `/` is not a year).
+fn years_in_range(field: &str) -> bool {
+    field.split(',').all(|entry| {
+        let years = entry.split('/').next().unwrap_or_default();
+        years
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .all(|n| n.parse::<u32>().is_ok_and(|y| (1970..=2099).contains(&y)))
+    })
+}
+
 /// One parsed cron spec.
 #[derive(Debug, Clone)]
 pub struct CronSpec {
@@ -134,6 +147,9 @@ fn field_ok(idx: usize, value: &str) -> bool {
     if value.contains('+') || value.is_empty() {
         return false;
     }
+    if idx == YEAR && !years_in_range(value) {
+        return false;
+    }
     let mut parts = WILDCARD;
     parts[idx] = value;
     parser().parse(&parts.join(" ")).is_ok()
@@ -164,7 +180,7 @@ fn syntax_error(fields: &[String; 7]) -> CronSpecError {
 impl CronSpec {
     pub fn parse(spec: &str) -> Result<CronSpec, CronSpecError> {
         let fields = seven_fields(spec)?;
-        if fields.iter().any(|f| f.contains('+')) {
+        if fields.iter().any(|f| f.contains('+')) || !years_in_range(&fields[YEAR]) {
             return Err(syntax_error(&fields));
         }
         match parser().parse(&fields.join(" ")) {
@@ -437,6 +453,12 @@ mod tests {
             CronSpec::parse("0 5,20 * * *").err(),
             None,
             "a list is fine"
+        );
+        assert_eq!(
+            CronSpec::parse("* * * * * * 1900")
+                .err()
+                .map(|e| e.to_string()),
+            Some("syntax error in year field: '1900'".to_owned())
         );
         assert_eq!(
             CronSpec::parse("0 5,xx * * *").err().map(|e| e.to_string()),
