@@ -36,6 +36,8 @@ pub fn system_clock() -> Clock {
     Arc::new(Timestamp::now)
 }
 
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
 /// Nanoseconds since the Unix epoch.
 fn nanos(t: Timestamp) -> i64 {
     i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
@@ -146,10 +148,12 @@ pub fn launch(
     let eval_id = eval.id.clone();
     txn.put(eval)?;
     refresh_job_status(txn, ns, &child.id)?;
+    // The launch second, as in the child's ID (Nomad reads it back from there): a forced
+    // launch then holds back no scheduled launch of a later second.
     txn.put(PeriodicLaunch {
         id: parent.id.clone(),
         namespace: ns.to_owned(),
-        launch: launch_nanos,
+        launch: launch_nanos.div_euclid(NANOS_PER_SEC) * NANOS_PER_SEC,
         ..PeriodicLaunch::default()
     })?;
     Ok(Some(Launched {
