@@ -4,7 +4,7 @@
 # Not part of the test suite: run it by hand, on a quiet machine.
 #
 #   ./scripts/bench.sh                         # every benchmark, full size
-#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks, fs, exec)
+#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks, fs, exec, periodic)
 #   CARAVAN_BENCH_DURATION=3s CARAVAN_BENCH_WAITERS=1000 ./scripts/bench.sh   # a quick smoke run
 #   CARAVAN_BENCH_PLACEMENTS="--nodes 500 --jobs 4 --count 500" ./scripts/bench.sh placements
 #
@@ -32,6 +32,8 @@
 #   CARAVAN_BENCH_EXEC         flags of the exec benchmark (default: 1,000 keystroke round trips
 #                              with and without a terminal, 100 session starts, a 100 MiB cat;
 #                              see --help)
+#   CARAVAN_BENCH_PERIODIC     flags of the periodic benchmark (default: 100 jobs on a one-minute
+#                              cron, 2 launches each, about 3 minutes; see --help)
 #   CARAVAN_BENCH_WRK          1: also run wrk in the reads benchmark, installing the Debian
 #                              package when it is missing; 0: never; unset: only if installed
 #   CARAVAN_TEST_PG_BIN        the PostgreSQL bin dir (initdb, pg_ctl, postgres, pgbench)
@@ -47,17 +49,18 @@ read -r -a PLACEMENTS_ARGS <<<"${CARAVAN_BENCH_PLACEMENTS:-}"
 read -r -a TASKS_ARGS <<<"${CARAVAN_BENCH_TASKS:-}"
 read -r -a FS_ARGS <<<"${CARAVAN_BENCH_FS:-}"
 read -r -a EXEC_ARGS <<<"${CARAVAN_BENCH_EXEC:-}"
+read -r -a PERIODIC_ARGS <<<"${CARAVAN_BENCH_PERIODIC:-}"
 
 if [[ $# -eq 0 ]]; then
-  BENCHES=(writes wakeups reads placements tasks fs exec)
+  BENCHES=(writes wakeups reads placements tasks fs exec periodic)
 else
   BENCHES=("$@")
 fi
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-  writes | wakeups | reads | placements | tasks | fs | exec) ;;
+  writes | wakeups | reads | placements | tasks | fs | exec | periodic) ;;
   *)
-    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements, tasks, fs or exec)" >&2
+    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements, tasks, fs, exec or periodic)" >&2
     exit 2
     ;;
   esac
@@ -220,6 +223,7 @@ for bench in "${BENCHES[@]}"; do
   tasks) run_tasks ;;
   fs) run_fs ;;
   exec) run_exec ;;
+  periodic) run_bench periodic "${PERIODIC_ARGS[@]}" ;;
   esac
 done
 

@@ -6,6 +6,7 @@
 //! - `wakeups`: 10,000 parked blocking queries on `GET /v1/nodes`, one write, and the
 //!   distribution of how long each query took to answer.
 //! - `reads`: `GET /v1/node/<id>` requests per second on keep-alive connections.
+//! - `periodic`: how late periodic jobs' children launch (100 jobs on a one-minute cron).
 //!
 //! Every figure printed is measured in the run that prints it. Each benchmark is bounded in
 //! time and count by its flags. They are not tests: `scripts/bench.sh` builds with `--release`,
@@ -19,6 +20,7 @@
 mod agent;
 mod http;
 mod node_doc;
+mod periodic;
 mod reads;
 mod stats;
 mod wakeups;
@@ -51,6 +53,8 @@ enum Command {
     Wakeups(wakeups::WakeupsArgs),
     /// GET /v1/node/<id> requests per second on keep-alive connections.
     Reads(reads::ReadsArgs),
+    /// Lateness of periodic launches (launched - scheduled) with many jobs due at once.
+    Periodic(periodic::PeriodicArgs),
 }
 
 #[tokio::main]
@@ -60,6 +64,7 @@ async fn main() -> ExitCode {
         Command::Writes(args) => writes::run(args).await,
         Command::Wakeups(args) => wakeups::run(args).await,
         Command::Reads(args) => reads::run(args).await,
+        Command::Periodic(args) => periodic::run(args).await,
     };
     let result = rows.and_then(|rows| stats::publish(&rows, cli.summary.as_deref()));
     match result {

@@ -448,6 +448,7 @@ pub(crate) fn register_spec(
         eval_id = eval.id.clone();
         txn.put(eval)?;
     }
+    crate::periodic::record_first_launch(txn, &job, unix_nanos())?;
     refresh_job_status(txn, &job.namespace, &job.id)?;
     Ok(JobWrite {
         eval_id,
@@ -794,6 +795,7 @@ impl jobs_server::Jobs for JobsService {
                     for key in versions {
                         txn.delete::<caravan_state::JobVersion>(&key);
                     }
+                    txn.delete::<caravan_structs::PeriodicLaunch>(&job_key(&ns, &req.job_id));
                     job
                 } else if row.value.stop {
                     row.value.clone()
@@ -946,6 +948,38 @@ impl jobs_server::Jobs for JobsService {
             .write(move |txn| crate::job_actions::set_stability(txn, &ns, &req))
             .await?;
         Ok(Response::new(v1::SetJobStabilityResponse {
+            index: written.index,
+        }))
+    }
+
+    async fn periodic_force(
+        &self,
+        request: Request<v1::PeriodicForceRequest>,
+    ) -> Result<Response<v1::PeriodicForceResponse>, Status> {
+        let req = request.into_inner();
+        if req.job_id.is_empty() {
+            return Err(ServerError::BadRequest("missing job ID for evaluation".to_owned()).into());
+        }
+        let ns = write_namespace(req.write.as_ref());
+        let now = unix_nanos();
+        let written = self
+            .store()
+            .write(move |txn| {
+                crate::periodic::launch(
+                    txn,
+                    &ns,
+                    &req.job_id,
+                    now,
+                    crate::periodic::LaunchKind::Forced,
+                )
+            })
+            .await?;
+        let Some(launched) = written.value else {
+            return Err(ServerError::Internal("forced launch made no child".to_owned()).into());
+        };
+        Ok(Response::new(v1::PeriodicForceResponse {
+            eval_id: launched.eval_id,
+            eval_create_index: written.index,
             index: written.index,
         }))
     }

@@ -18,6 +18,8 @@
 //! - [`operator`]: the Operator service: the scheduler configuration and what obeys it.
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
 //! - [`search`]: the Search service (prefix and fuzzy search over the snapshot).
+//! - [`periodic`]: the periodic launcher (children of periodic jobs at their cron times, the
+//!   launch record, catch-up after downtime, forced launches).
 //! - [`scheduling`]: scheduler workers, the scheduler's view of a snapshot, the plan applier.
 //! - [`status`]: leader, peers, regions, server identity.
 //! - [`paginate`]: pagination and filtering shared by list queries.
@@ -42,6 +44,7 @@ pub mod node_pools;
 pub mod nodes;
 pub mod operator;
 pub mod paginate;
+pub mod periodic;
 pub mod query;
 pub mod scheduling;
 pub mod search;
@@ -90,13 +93,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the background loops (heartbeat timers) over an opened store.
+    /// Starts the background loops (heartbeat timers, drainer, periodic launcher, scheduler
+    /// workers) over an opened store.
     pub fn start(store: Store, config: ServerConfig) -> Arc<Server> {
         let config = Arc::new(config);
         let heartbeats = heartbeat::Heartbeats::new(config.clone());
         heartbeats.initialize(&store);
         tokio::spawn(heartbeats.clone().run(store.clone()));
         tokio::spawn(drainer::run(store.clone()));
+        tokio::spawn(periodic::run(store.clone(), periodic::system_clock()));
         let scheduler_defaults = Arc::new(config.scheduler_defaults());
         let broker =
             scheduling::start(&store, config.scheduler_workers, scheduler_defaults.clone());

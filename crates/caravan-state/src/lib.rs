@@ -25,6 +25,7 @@ mod evals;
 mod jobs;
 mod node_pools;
 mod nodes;
+mod periodic;
 mod snapshot;
 mod store;
 mod table;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use caravan_structs::{
-    Allocation, Deployment, Evaluation, Job, JobScalingEvents, Node, NodePool,
+    Allocation, Deployment, Evaluation, Job, JobScalingEvents, Node, NodePool, PeriodicLaunch,
     SchedulerConfiguration,
 };
 
@@ -25,6 +25,7 @@ pub struct Snapshot {
     pub(crate) node_pools: Table<NodePool>,
     pub(crate) scheduler_config: Table<SchedulerConfiguration>,
     pub(crate) scaling_events: Table<JobScalingEvents>,
+    pub(crate) periodic_launches: Table<PeriodicLaunch>,
 }
 
 impl Snapshot {
@@ -82,6 +83,17 @@ impl Snapshot {
     pub fn scheduler_config(&self) -> Option<&SchedulerConfiguration> {
         self.scheduler_config
             .get(SCHEDULER_CONFIG_KEY)
+            .map(|r| &r.value)
+    }
+
+    pub fn periodic_launches(&self) -> &Table<PeriodicLaunch> {
+        &self.periodic_launches
+    }
+
+    /// The last launch of a periodic job.
+    pub fn periodic_launch(&self, namespace: &str, id: &str) -> Option<&PeriodicLaunch> {
+        self.periodic_launches
+            .get(&job_key(namespace, id))
             .map(|row| &row.value)
     }
 
@@ -184,3 +196,4 @@ has_table!(Deployment, deployments);
 has_table!(NodePool, node_pools);
 has_table!(SchedulerConfiguration, scheduler_config);
 has_table!(JobScalingEvents, scaling_events);
+has_table!(PeriodicLaunch, periodic_launches);

@@ -18,10 +18,11 @@ pub enum TableId {
     NodePools,
     SchedulerConfig,
     ScalingEvents,
+    PeriodicLaunches,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 9] = [
+    pub const ALL: [TableId; 10] = [
         TableId::Nodes,
         TableId::Jobs,
         TableId::JobVersions,
@@ -31,6 +32,7 @@ impl TableId {
         TableId::NodePools,
         TableId::SchedulerConfig,
         TableId::ScalingEvents,
+        TableId::PeriodicLaunches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl TableId {
             TableId::NodePools => "node_pools",
             TableId::SchedulerConfig => "scheduler_config",
             TableId::ScalingEvents => "job_scaling_events",
+            TableId::PeriodicLaunches => "periodic_launches",
         }
     }
 
@@ -57,6 +60,7 @@ impl TableId {
             TableId::Allocs => &["namespace", "job_id", "node_id", "client_status"],
             TableId::Deployments => &["namespace", "job_id", "status"],
             TableId::NodePools | TableId::SchedulerConfig | TableId::ScalingEvents => &[],
+            TableId::PeriodicLaunches => &["namespace", "job_id"],
         }
     }
 }

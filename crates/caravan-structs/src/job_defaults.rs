@@ -184,6 +184,7 @@ pub fn default_migrate_strategy() -> MigrateStrategy {
 /// - A group's `RestartPolicy` takes the job type's default for each field it leaves unset, and
 ///   a task's takes its group's (`RestartPolicy.Merge`): `Attempts: 0` stays 0.
 /// - A group's `ReschedulePolicy` likewise takes the job type's default per unset field.
+/// - A `Periodic` block is enabled, of spec type `cron` and in `UTC` unless it says otherwise.
 pub fn fill_api_defaults(job: &mut Value) {
     let Some(job) = job.as_object_mut() else {
         return;
@@ -199,6 +200,9 @@ pub fn fill_api_defaults(job: &mut Value) {
     let reschedule_default = default_reschedule_policy(&job_type)
         .and_then(|p| serde_json::to_value(p).ok())
         .unwrap_or(Value::Null);
+    if let Some(periodic) = field_mut(job, "Periodic").and_then(Value::as_object_mut) {
+        fill_periodic_defaults(periodic);
+    }
     let Some(groups) = field_mut(job, "TaskGroups").and_then(Value::as_array_mut) else {
         return;
     };
@@ -229,6 +233,30 @@ pub fn fill_api_defaults(job: &mut Value) {
                 fill_unset(rp, &group_restart);
             }
         }
+    }
+}
+
+/// The api package's `PeriodicConfig.Canonicalize`: enabled unless it says otherwise, a `cron`
+/// spec type, `UTC` without a time zone, no `Specs` as an empty list.
+fn fill_periodic_defaults(p: &mut Map<String, Value>) {
+    if field(p, "Enabled").is_none_or(Value::is_null) {
+        set_field(p, "Enabled", Value::Bool(true));
+    }
+    if field(p, "Spec").is_none_or(Value::is_null) {
+        set_field(p, "Spec", Value::from(""));
+    }
+    if field(p, "Specs").is_none_or(Value::is_null) {
+        set_field(p, "Specs", Value::Array(Vec::new()));
+    }
+    if field(p, "SpecType").is_none_or(Value::is_null) {
+        set_field(
+            p,
+            "SpecType",
+            Value::from(crate::periodic::PERIODIC_SPEC_CRON),
+        );
+    }
+    if field(p, "TimeZone").is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
+        set_field(p, "TimeZone", Value::from("UTC"));
     }
 }
 
@@ -665,13 +693,17 @@ impl Job {
                 ));
             }
         }
-        if self.periodic.as_ref().is_some_and(|p| p.enabled)
-            && self.r#type != JOB_TYPE_BATCH
-            && self.r#type != JOB_TYPE_SYSBATCH
-        {
-            errs.push(format!(
-                "Periodic can only be used with {JOB_TYPE_BATCH:?} or {JOB_TYPE_SYSBATCH:?} scheduler"
-            ));
+        if let Some(periodic) = self.periodic.as_ref().filter(|p| p.enabled) {
+            if self.r#type != JOB_TYPE_BATCH && self.r#type != JOB_TYPE_SYSBATCH {
+                errs.push(format!(
+                    "Periodic can only be used with {JOB_TYPE_BATCH:?} or {JOB_TYPE_SYSBATCH:?} scheduler"
+                ));
+            }
+            // Nomad appends the block's multierror as one error: its text nests.
+            let periodic_errs = periodic.validation_errors();
+            if !periodic_errs.is_empty() {
+                errs.push(format_multierror(&periodic_errs));
+            }
         }
         if self.is_parameterized()
             && self.r#type != JOB_TYPE_BATCH

@@ -25,6 +25,8 @@
 //! - [`scaling`]: `ScalingEvent`, `JobScalingEvents`, `JobScaleStatus`.
 //! - [`search`]: the search contexts (`SearchContext`) and the `/v1/search` and
 //!   `/v1/search/fuzzy` bodies.
+//! - [`periodic`]: Nomad's cron dialect for periodic jobs (validation, next launch in the
+//!   job's time zone) and `PeriodicLaunch`, the record of a periodic job's last launch.
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -69,6 +71,7 @@ pub mod job_diff;
 pub mod node;
 pub mod node_pool;
 pub mod operator;
+pub mod periodic;
 pub mod resources;
 pub mod scaling;
 pub mod search;
@@ -86,6 +89,10 @@ pub use job_diff::*;
 pub use node::*;
 pub use node_pool::*;
 pub use operator::*;
+pub use periodic::{
+    CronSpec, CronSpecError, PERIODIC_LAUNCH_SUFFIX, PERIODIC_SPEC_CRON, PeriodicLaunch,
+    periodic_child_id,
+};
 pub use resources::*;
 pub use scaling::*;
 pub use search::*;

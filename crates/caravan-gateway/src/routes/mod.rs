@@ -15,6 +15,7 @@ mod jobs_parse;
 mod node_pools;
 mod nodes;
 mod operator;
+mod periodic;
 mod search;
 mod status;
 
@@ -337,6 +338,12 @@ fn table() -> RouteTable {
             "/v1/job/{job_id}/dispatch",
             Namespace("dispatch-job"),
             handler!(PUT_POST, job_actions::dispatch),
+        )
+        .route(
+            PUT_POST,
+            "/v1/job/{job_id}/periodic/force",
+            Namespace("submit-job"),
+            handler!(PUT_POST, periodic::force),
         )
         .route(
             PUT_POST,
