@@ -239,9 +239,22 @@ pub fn plan_job(
         job_modify_index: index,
         known_leader: true,
         last_contact: 0,
-        next_periodic_launch: Time::ZERO,
+        next_periodic_launch: next_periodic_launch(&job),
         warnings: String::new(),
     })
+}
+
+/// When an enabled periodic job would launch next (Go's zero time otherwise).
+fn next_periodic_launch(job: &Job) -> Time {
+    let Some(periodic) = job.periodic.as_ref().filter(|p| p.enabled) else {
+        return Time::ZERO;
+    };
+    let now = jiff::Timestamp::from_nanosecond(i128::from(unix_nanos()))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    periodic
+        .next_launch(now)
+        .and_then(|t| i64::try_from(t.as_nanosecond()).ok())
+        .map_or(Time::ZERO, Time::from_unix_nanos)
 }
 
 /// Nomad's per-group counts, read from the recorded plans: stops by their reason, new
