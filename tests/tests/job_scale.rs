@@ -235,3 +235,72 @@ async fn scale_bad_inputs() {
     assert_eq!(doc["Version"], 0);
     assert_eq!(doc["TaskGroups"][0]["Count"], 1);
 }
+
+#[tokio::test]
+async fn scaling_policies_come_from_the_jobs_scaling_blocks() {
+    let c = PgCluster::start().await.unwrap();
+    let client = &c.client;
+    let register = |body: Value| async move {
+        let resp = send(client, Method::PUT, "/v1/jobs", &body.to_string())
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    };
+    register(job("b", "batch")).await;
+    let (list, _) = get_json(client, "/v1/scaling/policies").await.unwrap();
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let stub = &list[0];
+    assert_eq!(stub["Type"], "horizontal");
+    assert_eq!(stub["Enabled"], true);
+    assert_eq!(
+        stub["Target"],
+        json!({"Namespace": "default", "Job": "b", "Group": "g"})
+    );
+    let id = stub["ID"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36);
+
+    let (policy, _) = get_json(client, &format!("/v1/scaling/policy/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(policy["Min"], 1);
+    assert_eq!(policy["Max"], 3);
+    assert_eq!(policy["ID"], json!(id));
+
+    // The same spec again: the same policy and no new job version.
+    register(job("b", "batch")).await;
+    let (doc, _) = get_json(client, "/v1/job/b").await.unwrap();
+    assert_eq!(doc["Version"], 0);
+    assert_eq!(doc["TaskGroups"][0]["Scaling"]["ID"], json!(id));
+    // A changed bound keeps the ID.
+    let mut bigger = job("b", "batch");
+    bigger["Job"]["TaskGroups"][0]["Scaling"]["Max"] = json!(5);
+    register(bigger).await;
+    let (policy, _) = get_json(client, &format!("/v1/scaling/policy/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(policy["Max"], 5);
+
+    register(job("other", "batch")).await;
+    let (list, _) = get_json(client, "/v1/scaling/policies").await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let (list, _) = get_json(client, "/v1/scaling/policies?job=other")
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["Target"]["Job"], "other");
+    let (list, _) = get_json(client, "/v1/scaling/policies?type=vertical_cpu")
+        .await
+        .unwrap();
+    assert_eq!(list, json!([]));
+    let (list, _) = get_json(client, "/v1/scaling/policies?namespace=elsewhere")
+        .await
+        .unwrap();
+    assert_eq!(list, json!([]));
+
+    let resp = send(client, Method::GET, "/v1/scaling/policy/nope", "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 404);
+    assert_eq!(resp.text(), "policy not found");
+}

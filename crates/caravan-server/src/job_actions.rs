@@ -443,6 +443,85 @@ pub fn scale_status(snap: &caravan_state::Snapshot, job: &Job) -> JobScaleStatus
     }
 }
 
+/// Gives each group's scaling block Nomad's bookkeeping before the job is stored: the policy ID
+/// it had in `existing` (else a new one), `Type` `horizontal`, the `Target` of its group,
+/// `Enabled` true when unset, and its indexes. Unchanged policies come out identical, so a
+/// re-register of the same spec makes no new version.
+pub(crate) fn propagate_scaling_policies(job: &mut Job, existing: Option<&Job>, index: u64) {
+    let (namespace, id) = (job.namespace.clone(), job.id.clone());
+    for tg in job.task_groups.iter_mut().flatten() {
+        let Some(serde_json::Value::Object(policy)) = tg.scaling.as_mut() else {
+            continue;
+        };
+        let old = existing
+            .and_then(|j| j.lookup_task_group(&tg.name))
+            .and_then(|g| g.scaling.as_ref())
+            .and_then(serde_json::Value::as_object);
+        let old_id = old
+            .and_then(|o| o.get("ID"))
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty());
+        if policy
+            .get("ID")
+            .and_then(serde_json::Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            let id = old_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+            policy.insert("ID".to_owned(), id.into());
+        }
+        if policy
+            .get("Type")
+            .and_then(serde_json::Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            policy.insert("Type".to_owned(), "horizontal".into());
+        }
+        if policy.get("Enabled").is_none_or(serde_json::Value::is_null) {
+            policy.insert("Enabled".to_owned(), true.into());
+        }
+        policy.insert(
+            "Target".to_owned(),
+            serde_json::json!({"Namespace": namespace, "Job": id, "Group": tg.name}),
+        );
+        let same_policy = old.is_some_and(|o| o.get("ID") == policy.get("ID"));
+        let (create, modify) = match old {
+            Some(o) if same_policy => (
+                o.get("CreateIndex")
+                    .cloned()
+                    .unwrap_or_else(|| index.into()),
+                o.get("ModifyIndex")
+                    .cloned()
+                    .unwrap_or_else(|| index.into()),
+            ),
+            _ => (index.into(), index.into()),
+        };
+        policy.insert("CreateIndex".to_owned(), create);
+        policy.insert("ModifyIndex".to_owned(), modify);
+        // A changed policy gets the write's index.
+        if let Some(o) = old.filter(|_| same_policy)
+            && o != policy
+        {
+            policy.insert("ModifyIndex".to_owned(), index.into());
+        }
+    }
+}
+
+/// Every scaling policy of the current jobs in `namespace` (`*`: all), as
+/// in job order.
+pub fn scaling_policies<'a>(
+    snap: &'a caravan_state::Snapshot,
+    namespace: &'a str,
+) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+    snap.jobs()
+        .iter()
+        .map(|(_, row)| &row.value)
+        .filter(move |job| namespace == "*" || job.namespace == namespace)
+        // Dispatched and periodic children carry their parent's policies; only the parent's count.
+        .filter(|job| job.parent_id.is_empty())
+        .flat_map(|job| job.task_groups.iter().flatten())
+        .filter_map(|tg| tg.scaling.as_ref().filter(|p| p.get("ID").is_some()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -437,6 +437,8 @@ pub(crate) fn register_spec(
     if let Some(old) = &existing {
         validate_job_update(old, &job)?;
     }
+    let mut job = job;
+    crate::job_actions::propagate_scaling_policies(&mut job, existing.as_ref(), txn.index());
     let changed = existing.as_ref().is_none_or(|old| spec_changed(old, &job));
     let job = if changed {
         upsert_job(txn, job, existing.as_ref())?
@@ -1067,6 +1069,77 @@ impl jobs_server::Jobs for JobsService {
                     (to_json(&status), index)
                 },
             )
+            .await;
+        Ok(Response::new(v1::GetJobResponse {
+            json: json.transpose()?.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn list_scaling_policies(
+        &self,
+        request: Request<v1::ListScalingPoliciesRequest>,
+    ) -> Result<Response<v1::JobDocumentsResponse>, Status> {
+        let req = request.into_inner();
+        let q = req.query.clone().unwrap_or_default();
+        let ns = namespace_of(&q.namespace).to_owned();
+        let keys = [WatchKey::Table(TableId::Jobs)];
+        let (stubs, index) = self
+            .store()
+            .block(q.min_index, wait_of(&q), &keys, |snap| {
+                let stubs: Vec<Result<Bytes, ServerError>> =
+                    crate::job_actions::scaling_policies(snap, &ns)
+                        .filter(|p| {
+                            req.job.is_empty()
+                                || p.pointer("/Target/Job").and_then(Value::as_str)
+                                    == Some(req.job.as_str())
+                        })
+                        .filter(|p| {
+                            req.r#type.is_empty()
+                                || p.get("Type").and_then(Value::as_str)
+                                    == Some(req.r#type.as_str())
+                        })
+                        .map(|p| {
+                            let stub: serde_json::Map<String, Value> = [
+                                "CreateIndex",
+                                "Enabled",
+                                "ID",
+                                "ModifyIndex",
+                                "Target",
+                                "Type",
+                            ]
+                            .into_iter()
+                            .map(|k| (k.to_owned(), p.get(k).cloned().unwrap_or(Value::Null)))
+                            .collect();
+                            to_json(&stub)
+                        })
+                        .collect();
+                let index = snap.jobs().index();
+                ((stubs, index), index)
+            })
+            .await;
+        Ok(Response::new(v1::JobDocumentsResponse {
+            json: stubs.into_iter().collect::<Result<Vec<_>, _>>()?,
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn get_scaling_policy(
+        &self,
+        request: Request<v1::GetScalingPolicyRequest>,
+    ) -> Result<Response<v1::GetJobResponse>, Status> {
+        let req = request.into_inner();
+        let q = req.query.clone().unwrap_or_default();
+        let keys = [WatchKey::Table(TableId::Jobs)];
+        let (json, index) = self
+            .store()
+            .block(q.min_index, wait_of(&q), &keys, |snap| {
+                let found = crate::job_actions::scaling_policies(snap, "*")
+                    .find(|p| p.get("ID").and_then(Value::as_str) == Some(req.id.as_str()))
+                    .map(to_json);
+                let index = snap.jobs().index();
+                ((found, index), index)
+            })
             .await;
         Ok(Response::new(v1::GetJobResponse {
             json: json.transpose()?.unwrap_or_default(),

@@ -16,6 +16,7 @@ mod node_pools;
 mod nodes;
 mod operator;
 mod periodic;
+mod scaling;
 mod search;
 mod status;
 
@@ -320,6 +321,18 @@ fn table() -> RouteTable {
             "/v1/job/{job_id}/scale",
             Namespace("scale-job"),
             handler!(PUT_POST, job_actions::scale),
+        )
+        .route(
+            GET,
+            "/v1/scaling/policies",
+            Namespace("list-scaling-policies"),
+            handler!(GET, scaling::list),
+        )
+        .route(
+            GET,
+            "/v1/scaling/policy/{policy_id}",
+            Namespace("read-scaling-policy"),
+            handler!(GET, scaling::read),
         )
         .route(
             PUT_POST,
