@@ -383,3 +383,73 @@ async fn revert_and_stable() {
         "Stable: invalid type",
     );
 }
+
+#[tokio::test]
+async fn submissions_are_kept_per_version() {
+    let c = PgCluster::start().await.unwrap();
+    let client = &c.client;
+    let mut body = service("src", "1");
+    body["Submission"] = json!({"Source": "job \"src\" {}", "Format": "hcl2",
+        "VariableFlags": {"a": "1"}, "Variables": "x = 1", "Namespace": null, "JobID": null});
+    ok(&call(client, Method::PUT, "/v1/jobs", &body).await);
+    let mut body = service("src", "2");
+    body["Submission"] = json!({"Source": "job \"src\" { v2 }", "Format": "hcl2"});
+    ok(&call(client, Method::PUT, "/v1/jobs", &body).await);
+    // A register without a source keeps none for its version.
+    ok(&call(client, Method::PUT, "/v1/jobs", &service("src", "3")).await);
+
+    let (v0, _) = get_json(client, "/v1/job/src/submission?version=0")
+        .await
+        .unwrap();
+    assert_eq!(v0["Source"], "job \"src\" {}");
+    assert_eq!(v0["Format"], "hcl2");
+    assert_eq!(v0["VariableFlags"], json!({"a": "1"}));
+    assert_eq!(v0["Variables"], "x = 1");
+    assert_eq!(v0["JobID"], "src");
+    assert_eq!(v0["Namespace"], "default");
+    assert_eq!(v0["Version"], 0);
+    let (v1, _) = get_json(client, "/v1/job/src/submission?version=1")
+        .await
+        .unwrap();
+    assert_eq!(v1["Source"], "job \"src\" { v2 }");
+    assert_eq!(v1["VariableFlags"], Value::Null);
+
+    let get =
+        |path: &'static str| async move { call(client, Method::GET, path, &Value::Null).await };
+    bad(
+        &get("/v1/job/src/submission?version=2").await,
+        404,
+        "job source not found",
+    );
+    bad(
+        &get("/v1/job/src/submission").await,
+        400,
+        "Unable to parse job submission version parameter",
+    );
+    bad(
+        &get("/v1/job/src/submission?version=-1").await,
+        400,
+        "Unable to parse job submission version parameter",
+    );
+    let mut body = service("src", "4");
+    body["Submission"] = json!("job {}");
+    bad(
+        &call(client, Method::PUT, "/v1/jobs", &body).await,
+        400,
+        "Submission",
+    );
+
+    // Purged with the job.
+    ok(&call(
+        client,
+        Method::DELETE,
+        "/v1/job/src?purge=true",
+        &Value::Null,
+    )
+    .await);
+    bad(
+        &get("/v1/job/src/submission?version=0").await,
+        404,
+        "job source not found",
+    );
+}

@@ -261,6 +261,7 @@ pub(crate) fn upsert_job(
         })
         .collect();
     for key in versions {
+        txn.delete::<caravan_structs::JobSubmission>(&key);
         txn.delete::<caravan_state::JobVersion>(&key);
     }
     Ok(job)
@@ -379,11 +380,7 @@ fn register(
     // Checked again here: the pool may have gone since the request was admitted.
     crate::node_pools::require_pool(txn.snapshot(), &job)
         .map_err(|e| ServerError::BadRequest(format_multierror(&[e])))?;
-    let warnings = merge_warnings(&memory_oversubscription_warnings(
-        txn.snapshot(),
-        defaults,
-        &job,
-    ));
+    let mut notes = memory_oversubscription_warnings(txn.snapshot(), defaults, &job);
     let existing = txn
         .snapshot()
         .job(&job.namespace, &job.id)
@@ -421,8 +418,36 @@ fn register(
             }
         }
     }
+    let (namespace, id) = (job.namespace.clone(), job.id.clone());
     let mut written = register_spec(txn, job, existing, Some(req.eval_priority))?;
-    written.warnings = warnings;
+    if !req.submission_json.is_empty()
+        && let Some(version) = txn.snapshot().job(&namespace, &id).map(|r| r.value.version)
+    {
+        let mut submission: caravan_structs::JobSubmission =
+            caravan_structs::go_json::from_slice(&req.submission_json).map_err(|e| {
+                ServerError::BadRequest(format!("Request decode failed: Submission: {e}"))
+            })?;
+        let size = submission.source.len() + submission.variables.len();
+        if size > caravan_structs::JOB_MAX_SOURCE_SIZE {
+            notes.push(format!(
+                "job source size of {size} exceeds maximum of {} and will be discarded",
+                caravan_structs::JOB_MAX_SOURCE_SIZE
+            ));
+        } else {
+            submission.namespace = namespace;
+            submission.job_id = id;
+            submission.version = version;
+            if submission
+                .variable_flags
+                .as_ref()
+                .is_some_and(|f| f.is_empty())
+            {
+                submission.variable_flags = None;
+            }
+            txn.put(submission)?;
+        }
+    }
+    written.warnings = merge_warnings(&notes);
     Ok(written)
 }
 
@@ -795,6 +820,7 @@ impl jobs_server::Jobs for JobsService {
                         })
                         .collect();
                     for key in versions {
+                        txn.delete::<caravan_structs::JobSubmission>(&key);
                         txn.delete::<caravan_state::JobVersion>(&key);
                     }
                     txn.delete::<caravan_structs::PeriodicLaunch>(&job_key(&ns, &req.job_id));
@@ -1138,6 +1164,30 @@ impl jobs_server::Jobs for JobsService {
                     .find(|p| p.get("ID").and_then(Value::as_str) == Some(req.id.as_str()))
                     .map(to_json);
                 let index = snap.jobs().index();
+                ((found, index), index)
+            })
+            .await;
+        Ok(Response::new(v1::GetJobResponse {
+            json: json.transpose()?.unwrap_or_default(),
+            meta: Some(query_meta(index, String::new())),
+        }))
+    }
+
+    async fn get_job_submission(
+        &self,
+        request: Request<v1::GetJobSubmissionRequest>,
+    ) -> Result<Response<v1::GetJobResponse>, Status> {
+        let req = request.into_inner();
+        let q = req.query.clone().unwrap_or_default();
+        let ns = namespace_of(&q.namespace).to_owned();
+        let keys = [WatchKey::Table(TableId::JobSubmissions)];
+        let (json, index) = self
+            .store()
+            .block(q.min_index, wait_of(&q), &keys, |snap| {
+                let found = snap
+                    .job_submission(&ns, &req.job_id, req.version)
+                    .map(to_json);
+                let index = snap.job_submissions().index();
                 ((found, index), index)
             })
             .await;

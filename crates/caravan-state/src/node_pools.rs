@@ -4,7 +4,7 @@
 //! the server answers them as constants (`NodePool::built_in`). A missing scheduler
 //! configuration row means the server's default.
 
-use caravan_structs::{JobScalingEvents, NodePool, SchedulerConfiguration};
+use caravan_structs::{JobScalingEvents, JobSubmission, NodePool, SchedulerConfiguration};
 
 use crate::table::{Document, TableId};
 
@@ -48,6 +48,32 @@ impl Document for JobScalingEvents {
     }
 
     crate::table::index_fields!();
+
+    fn columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A job version's source, keyed like the version. Its index is the version's
+/// `JobModifyIndex`.
+impl Document for JobSubmission {
+    const TABLE: TableId = TableId::JobSubmissions;
+
+    fn key(&self) -> String {
+        crate::jobs::job_version_key(&self.namespace, &self.job_id, self.version)
+    }
+
+    fn create_index(&self) -> u64 {
+        self.job_modify_index
+    }
+
+    fn modify_index(&self) -> u64 {
+        self.job_modify_index
+    }
+
+    fn set_indexes(&mut self, _create_index: u64, modify_index: u64) {
+        self.job_modify_index = modify_index;
+    }
 
     fn columns(&self) -> Vec<String> {
         Vec::new()

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use caravan_structs::{
-    Allocation, Deployment, Evaluation, Job, JobScalingEvents, Node, NodePool, PeriodicLaunch,
-    SchedulerConfiguration,
+    Allocation, Deployment, Evaluation, Job, JobScalingEvents, JobSubmission, Node, NodePool,
+    PeriodicLaunch, SchedulerConfiguration,
 };
 
 use crate::jobs::{JobVersion, job_key, job_version_key};
@@ -25,6 +25,7 @@ pub struct Snapshot {
     pub(crate) node_pools: Table<NodePool>,
     pub(crate) scheduler_config: Table<SchedulerConfiguration>,
     pub(crate) scaling_events: Table<JobScalingEvents>,
+    pub(crate) job_submissions: Table<JobSubmission>,
     pub(crate) periodic_launches: Table<PeriodicLaunch>,
 }
 
@@ -66,6 +67,22 @@ impl Snapshot {
     /// The scheduler configuration table (one row at most).
     pub fn scaling_events_table(&self) -> &Table<JobScalingEvents> {
         &self.scaling_events
+    }
+
+    pub fn job_submissions(&self) -> &Table<JobSubmission> {
+        &self.job_submissions
+    }
+
+    /// The source of one version of a job.
+    pub fn job_submission(
+        &self,
+        namespace: &str,
+        id: &str,
+        version: u64,
+    ) -> Option<&JobSubmission> {
+        self.job_submissions
+            .get(&job_version_key(namespace, id, version))
+            .map(|r| &r.value)
     }
 
     /// The scaling events of one job.
@@ -196,4 +213,5 @@ has_table!(Deployment, deployments);
 has_table!(NodePool, node_pools);
 has_table!(SchedulerConfiguration, scheduler_config);
 has_table!(JobScalingEvents, scaling_events);
+has_table!(JobSubmission, job_submissions);
 has_table!(PeriodicLaunch, periodic_launches);

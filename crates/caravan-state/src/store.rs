@@ -216,6 +216,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
     let node_pools_idx = idx(TableId::NodePools, &loaded);
     let scheduler_config_idx = idx(TableId::SchedulerConfig, &loaded);
     let scaling_events_idx = idx(TableId::ScalingEvents, &loaded);
+    let submissions_idx = idx(TableId::JobSubmissions, &loaded);
     let launches_idx = idx(TableId::PeriodicLaunches, &loaded);
     Ok(Snapshot {
         index: loaded.current_index,
@@ -228,6 +229,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
         node_pools: decode_table(&mut loaded, node_pools_idx)?,
         scheduler_config: decode_table(&mut loaded, scheduler_config_idx)?,
         scaling_events: decode_table(&mut loaded, scaling_events_idx)?,
+        job_submissions: decode_table(&mut loaded, submissions_idx)?,
         periodic_launches: decode_table(&mut loaded, launches_idx)?,
     })
 }

@@ -19,10 +19,11 @@ pub enum TableId {
     SchedulerConfig,
     ScalingEvents,
     PeriodicLaunches,
+    JobSubmissions,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 10] = [
+    pub const ALL: [TableId; 11] = [
         TableId::Nodes,
         TableId::Jobs,
         TableId::JobVersions,
@@ -33,6 +34,7 @@ impl TableId {
         TableId::SchedulerConfig,
         TableId::ScalingEvents,
         TableId::PeriodicLaunches,
+        TableId::JobSubmissions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl TableId {
             TableId::SchedulerConfig => "scheduler_config",
             TableId::ScalingEvents => "job_scaling_events",
             TableId::PeriodicLaunches => "periodic_launches",
+            TableId::JobSubmissions => "job_submissions",
         }
     }
 
@@ -59,7 +62,10 @@ impl TableId {
             TableId::Evals => &["namespace", "job_id", "status"],
             TableId::Allocs => &["namespace", "job_id", "node_id", "client_status"],
             TableId::Deployments => &["namespace", "job_id", "status"],
-            TableId::NodePools | TableId::SchedulerConfig | TableId::ScalingEvents => &[],
+            TableId::NodePools
+            | TableId::SchedulerConfig
+            | TableId::ScalingEvents
+            | TableId::JobSubmissions => &[],
             TableId::PeriodicLaunches => &["namespace", "job_id"],
         }
     }

@@ -27,6 +27,7 @@
 //!   `/v1/search/fuzzy` bodies.
 //! - [`periodic`]: Nomad's cron dialect for periodic jobs (validation, next launch in the
 //!   job's time zone) and `PeriodicLaunch`, the record of a periodic job's last launch.
+//! - [`submission`]: `JobSubmission` (a job version's source).
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
@@ -77,6 +78,7 @@ pub mod scaling;
 pub mod search;
 pub mod service;
 pub mod stats;
+pub mod submission;
 pub mod time;
 
 pub use alloc::*;
@@ -97,4 +99,5 @@ pub use resources::*;
 pub use scaling::*;
 pub use search::*;
 pub use service::*;
+pub use submission::*;
 pub use time::{Time, TimeParseError};

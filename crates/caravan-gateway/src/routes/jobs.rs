@@ -65,6 +65,16 @@ fn job_of(body: &JsonObject) -> Result<&Map<String, Value>, ApiError> {
     }
 }
 
+/// The body's `Submission` (the job's source) as JSON; empty when there is none.
+fn submission_of(body: &JsonObject) -> Result<Vec<u8>, ApiError> {
+    match body.get("Submission") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(v @ Value::Object(_)) => serde_json::to_vec(v)
+            .map_err(|e| ApiError::internal(format!("failed to encode submission: {e}"))),
+        Some(other) => Err(wrong_type("Submission", "api.JobSubmission", other)),
+    }
+}
+
 fn encode_job(job: &Map<String, Value>) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(job).map_err(|e| ApiError::internal(format!("failed to encode job: {e}")))
 }
@@ -158,6 +168,7 @@ async fn register_with(
             preserve_counts: body.bool("PreserveCounts")?.unwrap_or(false),
             write: Some(write),
             eval_priority,
+            submission_json: submission_of(&body)?.into(),
         })
         .await?
         .into_inner();
@@ -515,6 +526,35 @@ pub(super) async fn plan(
         .into_inner();
     Ok(JsonResponse::raw(resp.json)
         .index(resp.index)
+        .pretty(q.pretty)
+        .into_response())
+}
+
+/// `GET /v1/job/:job_id/submission?version=N`: the source that version was registered from.
+pub(super) async fn submission(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    let version = q
+        .params
+        .get("version")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::bad_request("Unable to parse job submission version parameter"))?;
+    let resp = state
+        .jobs()
+        .get_job_submission(v1::GetJobSubmissionRequest {
+            job_id,
+            version,
+            query: Some(q.to_proto()),
+        })
+        .await?
+        .into_inner();
+    if resp.json.is_empty() {
+        return Err(ApiError::not_found("job source not found").with_meta(resp.meta));
+    }
+    Ok(JsonResponse::raw(resp.json)
+        .meta(resp.meta)
         .pretty(q.pretty)
         .into_response())
 }

@@ -324,6 +324,12 @@ fn table() -> RouteTable {
         )
         .route(
             GET,
+            "/v1/job/{job_id}/submission",
+            Namespace("read-job"),
+            handler!(GET, jobs::submission),
+        )
+        .route(
+            GET,
             "/v1/scaling/policies",
             Namespace("list-scaling-policies"),
             handler!(GET, scaling::list),
