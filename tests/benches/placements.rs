@@ -13,6 +13,9 @@
 //! 2. **latency**: then, on the idle cluster, `--latency-jobs` jobs of one allocation,
 //!    registered one after another; for each, the time from sending the PUT to the allocation
 //!    showing in `/v1/job/:id/allocations`, learnt with a blocking query (no polling).
+//! 3. **plan**: then `--plans` calls of `PUT /v1/job/bulk-0/plan` with `Diff: true`, one after
+//!    another, each asking for one allocation more than the job has (the scheduler reconciles
+//!    all `--count` allocations of the job on the full cluster; nothing is committed).
 //!
 //! A plain `main` (no test harness): `cargo bench -p caravan-tests --bench placements --
 //! --nodes 500 --jobs 4 --count 500` for a quick run; `--help` lists the flags.
@@ -41,6 +44,7 @@ usage: placements [flags]
   --jobs N           jobs registered at once in the throughput run (default 20)
   --count N          allocations per job (default 5000)
   --latency-jobs N   one-allocation jobs in the latency run, one at a time (default 200; 0: skip)
+  --plans N          plans of a bulk job with one more allocation, one at a time (default 100; 0: skip)
   --ask-cpu MHZ      cpu of each task (default 20)
   --ask-memory MB    memory of each task (default 16)
   --allocs-per-node N  node size, in allocations of the ask (default: 1.5x the mean, at least 25)
@@ -58,6 +62,7 @@ struct Args {
     jobs: usize,
     count: usize,
     latency_jobs: usize,
+    plans: usize,
     ask_cpu: i64,
     ask_memory: i64,
     allocs_per_node: Option<usize>,
@@ -74,6 +79,7 @@ impl Args {
             jobs: 20,
             count: 5000,
             latency_jobs: 200,
+            plans: 100,
             ask_cpu: 20,
             ask_memory: 16,
             allocs_per_node: None,
@@ -101,6 +107,7 @@ impl Args {
                 "--jobs" => args.jobs = num(&flag, value())?,
                 "--count" => args.count = num(&flag, value())?,
                 "--latency-jobs" => args.latency_jobs = num(&flag, value())?,
+                "--plans" => args.plans = num(&flag, value())?,
                 "--ask-cpu" => args.ask_cpu = num(&flag, value())?,
                 "--ask-memory" => args.ask_memory = num(&flag, value())?,
                 "--allocs-per-node" => args.allocs_per_node = Some(num(&flag, value())?),
@@ -538,10 +545,66 @@ async fn measure(args: &Args, cluster: &Cluster) -> anyhow::Result<Vec<Row>> {
             note: format!("idle cluster holding {total} allocations; {parts_note}"),
         });
     }
+    if args.plans > 0 {
+        rows.push(plan_latency(client, args, total).await?);
+    }
     let stats = sim.stats();
     println!("simulator: {stats:?}");
     sim.shutdown().await;
     Ok(rows)
+}
+
+/// `--plans` plans of `bulk-0` with one allocation more, one at a time, timed from sending the
+/// PUT to the whole answer read.
+async fn plan_latency(client: &Client, args: &Args, total: u64) -> anyhow::Result<Row> {
+    let body = {
+        let mut b = job("bulk-0", args.count + 1, args);
+        b["Diff"] = json!(true);
+        b.to_string()
+    };
+    let mut samples = Vec::with_capacity(args.plans);
+    let started = Instant::now();
+    for _ in 0..args.plans {
+        let sent = Instant::now();
+        let resp = client
+            .raw(api::Method::PUT, "/v1/job/bulk-0/plan")
+            .body(body.clone().into_bytes())
+            .send()
+            .await?;
+        if resp.status != 200 {
+            bail!("plan: {} {}", resp.status, resp.text());
+        }
+        let plan: Value = resp.json()?;
+        samples.push(sent.elapsed());
+        let place = &plan["Annotations"]["DesiredTGUpdates"]["g"]["Place"];
+        if place != 1 {
+            bail!("plan placed {place}, not 1: {}", tail(&plan.to_string(), 5));
+        }
+    }
+    let took = started.elapsed();
+    let s = Summary::of(&mut samples).context("no plan samples")?;
+    println!(
+        "plan of a {}-allocation job on the full cluster over {} calls: p50 {} p99 {}",
+        args.count,
+        s.count,
+        ms(s.p50),
+        ms(s.p99)
+    );
+    Ok(Row {
+        bench: "placements".into(),
+        setup: format!(
+            "PUT /v1/job/bulk-0/plan (count {} -> {}, Diff), one at a time, {} calls",
+            args.count,
+            args.count + 1,
+            args.plans
+        ),
+        rate: format!("{:.1} plans/s", args.plans as f64 / took.as_secs_f64()),
+        p50: ms(s.p50),
+        p90: ms(s.p90),
+        p99: ms(s.p99),
+        max: ms(s.max),
+        note: format!("cluster holding {total} allocations; nothing committed"),
+    })
 }
 
 /// One placement of the latency run.
