@@ -264,36 +264,37 @@ fn count_updates(
     live: &[&Allocation],
     desired: &mut BTreeMap<String, DesiredUpdates>,
 ) {
+    // By ID: a plan of a large job holds thousands of in-place updates.
+    let live_ids: BTreeSet<&str> = live.iter().map(|a| a.id.as_str()).collect();
     let mut touched: BTreeSet<&str> = BTreeSet::new();
-    let mut replaced: BTreeSet<String> = BTreeSet::new();
-    for plan in plans {
-        for stop in plan.node_update.values().flatten() {
-            touched.insert(live_id(live, &stop.id));
-            let entry = desired.entry(stop.task_group.clone()).or_default();
-            match stop.desired_description.as_str() {
-                "alloc is being updated due to job update" => {
-                    entry.destructive_update += 1;
-                    replaced.insert(stop.id.clone());
-                }
-                "alloc is being migrated" => {
-                    entry.migrate += 1;
-                    replaced.insert(stop.id.clone());
-                }
-                _ => entry.stop += 1,
+    let mut replaced: BTreeSet<&str> = BTreeSet::new();
+    for stop in plans.iter().flat_map(|p| p.node_update.values().flatten()) {
+        touched.insert(stop.id.as_str());
+        let entry = desired.entry(stop.task_group.clone()).or_default();
+        match stop.desired_description.as_str() {
+            "alloc is being updated due to job update" => {
+                entry.destructive_update += 1;
+                replaced.insert(stop.id.as_str());
             }
+            "alloc is being migrated" => {
+                entry.migrate += 1;
+                replaced.insert(stop.id.as_str());
+            }
+            _ => entry.stop += 1,
         }
     }
-    for plan in plans {
-        for alloc in plan.node_allocation.values().flatten() {
-            let entry = desired.entry(alloc.task_group.clone()).or_default();
-            if live.iter().any(|l| l.id == alloc.id) {
-                touched.insert(live_id(live, &alloc.id));
-                entry.in_place_update += 1;
-            } else if alloc.deployment_status.as_ref().is_some_and(|d| d.canary) {
-                entry.canary += 1;
-            } else if !replaced.contains(&alloc.previous_allocation) {
-                entry.place += 1;
-            }
+    for alloc in plans
+        .iter()
+        .flat_map(|p| p.node_allocation.values().flatten())
+    {
+        let entry = desired.entry(alloc.task_group.clone()).or_default();
+        if live_ids.contains(alloc.id.as_str()) {
+            touched.insert(alloc.id.as_str());
+            entry.in_place_update += 1;
+        } else if alloc.deployment_status.as_ref().is_some_and(|d| d.canary) {
+            entry.canary += 1;
+        } else if !replaced.contains(alloc.previous_allocation.as_str()) {
+            entry.place += 1;
         }
     }
     for alloc in live {
@@ -301,12 +302,6 @@ fn count_updates(
             desired.entry(alloc.task_group.clone()).or_default().ignore += 1;
         }
     }
-}
-
-fn live_id<'a>(live: &[&'a Allocation], id: &str) -> &'a str {
-    live.iter()
-        .find(|a| a.id == id)
-        .map_or("", |a| a.id.as_str())
 }
 
 /// Nomad's `scheduler.Annotate`: each group's counts, and what its changes force.
