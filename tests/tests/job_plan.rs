@@ -84,6 +84,11 @@ async fn plan_annotates_and_commits_nothing() {
 
     // Register, then plan a change: the count grows and the task changes destructively.
     ok(&put(client, "/v1/jobs", &json!({"Job": web(2, "600")})).await);
+    // One version: nothing to compare, `Diffs` is null as in Nomad.
+    let (versions, _) = get_json(client, "/v1/job/web/versions?diffs=true")
+        .await
+        .unwrap();
+    assert_eq!(versions["Diffs"], Value::Null);
     running(client, "web", 2).await;
     let (job, _) = get_json(client, "/v1/job/web").await.unwrap();
     let plan = ok(&put(

@@ -681,7 +681,13 @@ impl jobs_server::Jobs for JobsService {
                     .map(|row| Bytes::copy_from_slice(row.json.as_bytes()))
                     .collect();
                 // Nomad's `Diffs`: version i+1 → version i, newest first.
-                let diffs = want_diffs.then(|| {
+                // Nil (null) in Nomad when there is no earlier version to compare with.
+                let diffs = (want_diffs
+                    && snap
+                        .versions_of_job(&job.namespace, &job.id)
+                        .nth(1)
+                        .is_some())
+                .then(|| {
                     let jobs: Vec<&Job> = snap
                         .versions_of_job(&job.namespace, &job.id)
                         .rev()
