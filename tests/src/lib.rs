@@ -605,6 +605,43 @@ pub async fn send(
     Ok(req.send().await?)
 }
 
+/// `method` to `path` with `body` as JSON text, any status; panics if nothing answers.
+pub async fn json_call(
+    client: &Client,
+    method: api::Method,
+    path: &str,
+    body: &Value,
+) -> api::RawResponse {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    match send(client, method, path, &body).await {
+        Ok(resp) => resp,
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+/// The JSON of a 200 answer; panics on any other status.
+pub fn expect_ok(resp: &api::RawResponse) -> Value {
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    match resp.json() {
+        Ok(v) => v,
+        Err(e) => panic!("not JSON ({e}): {}", resp.text()),
+    }
+}
+
+/// Panics unless the answer has `status` and its text contains `text`.
+pub fn expect_error(resp: &api::RawResponse, status: u16, text: &str) {
+    assert_eq!(resp.status, status, "{}", resp.text());
+    assert!(
+        resp.text().contains(text),
+        "{:?} does not contain {text:?}",
+        resp.text()
+    );
+}
+
 /// A raw POST to `path` with `body`, any status.
 pub async fn post(client: &Client, path: &str, body: &str) -> anyhow::Result<api::RawResponse> {
     send(client, api::Method::POST, path, body).await

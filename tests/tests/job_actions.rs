@@ -6,27 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use caravan_tests::api::{Method, RawResponse};
+use caravan_tests::api::Method;
 use caravan_tests::*;
 use serde_json::{Value, json};
-
-async fn call(client: &Client, method: Method, path: &str, body: &Value) -> RawResponse {
-    send(client, method, path, &body.to_string()).await.unwrap()
-}
-
-fn ok(resp: &RawResponse) -> Value {
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.json().unwrap()
-}
-
-fn bad(resp: &RawResponse, status: u16, text: &str) {
-    assert_eq!(resp.status, status, "{}", resp.text());
-    assert!(
-        resp.text().contains(text),
-        "{:?} does not contain {text:?}",
-        resp.text()
-    );
-}
 
 /// A parameterized batch job whose task prints its payload file and its meta.
 fn parameterized(id: &str, payload: &str) -> Value {
@@ -51,24 +33,28 @@ fn escaped(id: &str) -> String {
 async fn dispatch_runs_children_with_payload_and_meta() {
     let c = PgCluster::start().await.unwrap();
     let client = &c.client;
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &parameterized("param", "optional"),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &parameterized("param", "optional"),
+        )
+        .await,
+    );
     // The parent itself is never placed: no evaluation, no allocation.
     let (evals, _) = get_json(client, "/v1/job/param/evaluations").await.unwrap();
     assert_eq!(evals, json!([]));
 
-    let first = ok(&call(
-        client,
-        Method::POST,
-        "/v1/job/param/dispatch",
-        &json!({"Payload": "aGVsbG8=", "Meta": {"time": "5"}, "IdempotencyToken": "t-1"}),
-    )
-    .await);
+    let first = expect_ok(
+        &json_call(
+            client,
+            Method::POST,
+            "/v1/job/param/dispatch",
+            &json!({"Payload": "aGVsbG8=", "Meta": {"time": "5"}, "IdempotencyToken": "t-1"}),
+        )
+        .await,
+    );
     let child = first["DispatchedJobID"].as_str().unwrap().to_owned();
     let suffix = child.strip_prefix("param/dispatch-").unwrap();
     let (secs, hex) = suffix.split_once('-').unwrap();
@@ -78,13 +64,15 @@ async fn dispatch_runs_children_with_payload_and_meta() {
     assert!(first["JobCreateIndex"].as_u64().unwrap() > 0);
 
     // The same token again: the first child, and no new job.
-    let again = ok(&call(
-        client,
-        Method::PUT,
-        "/v1/job/param/dispatch?idempotency_token=t-1",
-        &json!({"Meta": {"time": "9"}}),
-    )
-    .await);
+    let again = expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/job/param/dispatch?idempotency_token=t-1",
+            &json!({"Meta": {"time": "9"}}),
+        )
+        .await,
+    );
     assert_eq!(again["DispatchedJobID"], json!(child));
     assert_eq!(again["EvalID"], "");
 
@@ -114,7 +102,7 @@ async fn dispatch_runs_children_with_payload_and_meta() {
         assert!(Instant::now() < deadline, "child never completed: {allocs}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let resp = call(
+    let resp = json_call(
         client,
         Method::GET,
         &format!("/v1/client/fs/cat/{alloc}?path=alloc/logs/t.stdout.0"),
@@ -122,7 +110,7 @@ async fn dispatch_runs_children_with_payload_and_meta() {
     )
     .await;
     assert_eq!(resp.text(), "hello\ntime=5\n");
-    let resp = call(
+    let resp = json_call(
         client,
         Method::GET,
         &format!("/v1/client/fs/cat/{alloc}?path=t/local/in/payload.txt"),
@@ -132,13 +120,15 @@ async fn dispatch_runs_children_with_payload_and_meta() {
     assert_eq!(resp.text(), "hello");
 
     // A second child; the parent counts both once they finished.
-    ok(&call(
-        client,
-        Method::POST,
-        "/v1/job/param/dispatch",
-        &json!({"Meta": {"time": "1"}}),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            client,
+            Method::POST,
+            "/v1/job/param/dispatch",
+            &json!({"Meta": {"time": "1"}}),
+        )
+        .await,
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (summary, _) = get_json(client, "/v1/job/param/summary").await.unwrap();
@@ -154,28 +144,32 @@ async fn dispatch_runs_children_with_payload_and_meta() {
 async fn dispatch_bad_inputs() {
     let c = PgCluster::start().await.unwrap();
     let client = &c.client;
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &parameterized("req", "required"),
-    )
-    .await);
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &parameterized("forbid", "forbidden"),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &parameterized("req", "required"),
+        )
+        .await,
+    );
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &parameterized("forbid", "forbidden"),
+        )
+        .await,
+    );
     let plain = json!({"Job": {"ID": "plain", "Type": "batch", "Constraints": [
         {"LTarget": "${attr.kernel.name}", "RTarget": "none", "Operand": "="}],
         "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "raw_exec",
         "Config": {"command": "/bin/true"}}]}]}});
-    ok(&call(client, Method::PUT, "/v1/jobs", &plain).await);
+    expect_ok(&json_call(client, Method::PUT, "/v1/jobs", &plain).await);
 
     let dispatch = |id: &'static str, body: Value| async move {
-        call(
+        json_call(
             client,
             Method::POST,
             &format!("/v1/job/{id}/dispatch"),
@@ -183,38 +177,38 @@ async fn dispatch_bad_inputs() {
         )
         .await
     };
-    bad(
+    expect_error(
         &dispatch("plain", json!({})).await,
         400,
         "Specified job \"plain\" is not a parameterized job",
     );
-    bad(
+    expect_error(
         &dispatch("nope", json!({})).await,
         404,
         "parameterized job not found",
     );
-    bad(
+    expect_error(
         &dispatch("req", json!({"Meta": {"time": "1"}})).await,
         400,
         "Payload is not provided but required by parameterized job",
     );
-    bad(
+    expect_error(
         &dispatch("forbid", json!({"Meta": {"time": "1"}, "Payload": "aGk="})).await,
         400,
         "Payload provided but forbidden by parameterized job",
     );
     let big = base64_of(&vec![b'x'; 16 * 1024 + 1]);
-    bad(
+    expect_error(
         &dispatch("req", json!({"Meta": {"time": "1"}, "Payload": big})).await,
         400,
         "Payload exceeds maximum size; 16385 > 16384",
     );
-    bad(
+    expect_error(
         &dispatch("req", json!({"Payload": "aGk="})).await,
         400,
         "Dispatch did not provide required meta keys: [time]",
     );
-    bad(
+    expect_error(
         &dispatch(
             "req",
             json!({"Payload": "aGk=", "Meta": {"time": "1", "z": "2", "a": "3"}}),
@@ -223,7 +217,7 @@ async fn dispatch_bad_inputs() {
         400,
         "Dispatch request included unpermitted metadata keys: [a z]",
     );
-    bad(
+    expect_error(
         &dispatch(
             "req",
             json!({"Payload": "not base64!", "Meta": {"time": "1"}}),
@@ -232,19 +226,19 @@ async fn dispatch_bad_inputs() {
         400,
         "Payload must be base64-encoded bytes",
     );
-    bad(
+    expect_error(
         &dispatch("req", json!({"JobID": "other"})).await,
         400,
         "Job ID does not match",
     );
-    bad(
+    expect_error(
         &dispatch("req", json!({"Meta": "time"})).await,
         400,
         "Request decode failed: Meta: invalid type",
     );
     // A stopped parameterized job takes no more dispatches.
-    ok(&call(client, Method::DELETE, "/v1/job/req", &Value::Null).await);
-    bad(
+    expect_ok(&json_call(client, Method::DELETE, "/v1/job/req", &Value::Null).await);
+    expect_error(
         &dispatch("req", json!({"Payload": "aGk=", "Meta": {"time": "1"}})).await,
         400,
         "Specified job \"req\" is stopped",
@@ -284,42 +278,43 @@ fn service(id: &str, args: &str) -> Value {
 async fn revert_and_stable() {
     let c = PgCluster::start().await.unwrap();
     let client = &c.client;
-    ok(&call(client, Method::PUT, "/v1/jobs", &service("web", "1")).await);
-    ok(&call(client, Method::PUT, "/v1/jobs", &service("web", "2")).await);
-    let revert =
-        |body: Value| async move { call(client, Method::POST, "/v1/job/web/revert", &body).await };
-    bad(
+    expect_ok(&json_call(client, Method::PUT, "/v1/jobs", &service("web", "1")).await);
+    expect_ok(&json_call(client, Method::PUT, "/v1/jobs", &service("web", "2")).await);
+    let revert = |body: Value| async move {
+        json_call(client, Method::POST, "/v1/job/web/revert", &body).await
+    };
+    expect_error(
         &revert(json!({"JobID": "web", "JobVersion": 1})).await,
         400,
         "can't revert to current version",
     );
-    bad(
+    expect_error(
         &revert(json!({"JobID": "web", "JobVersion": 7})).await,
         404,
         "job \"web\" in namespace \"default\" at version 7 not found",
     );
-    bad(
+    expect_error(
         &revert(json!({"JobID": "web", "JobVersion": 0, "EnforcePriorVersion": 0})).await,
         409,
         "Current job has version 1; enforcing version 0",
     );
-    bad(
+    expect_error(
         &revert(json!({"JobVersion": 0})).await,
         400,
         "JobID must be specified",
     );
-    bad(
+    expect_error(
         &revert(json!({"JobID": "other", "JobVersion": 0})).await,
         400,
         "Job ID does not match",
     );
-    bad(
+    expect_error(
         &revert(json!({"JobID": "web", "JobVersion": "zero"})).await,
         400,
         "JobVersion: invalid type",
     );
-    bad(
-        &call(
+    expect_error(
+        &json_call(
             client,
             Method::POST,
             "/v1/job/gone/revert",
@@ -331,11 +326,13 @@ async fn revert_and_stable() {
     );
 
     // Go's body: EnforcePriorVersion null is no check.
-    let out = ok(&revert(
-        json!({"JobID": "web", "JobVersion": 0, "EnforcePriorVersion": null,
+    let out = expect_ok(
+        &revert(
+            json!({"JobID": "web", "JobVersion": 0, "EnforcePriorVersion": null,
         "ConsulToken": null, "VaultToken": null}),
-    )
-    .await);
+        )
+        .await,
+    );
     assert!(out["EvalID"].as_str().unwrap().len() == 36, "{out}");
     let (job, _) = get_json(client, "/v1/job/web").await.unwrap();
     assert_eq!(job["Version"], 2);
@@ -343,17 +340,20 @@ async fn revert_and_stable() {
         job["TaskGroups"][0]["Tasks"][0]["Config"]["args"],
         json!(["1"])
     );
-    let out = ok(&revert(json!({"JobID": "web", "JobVersion": 1, "EnforcePriorVersion": 2})).await);
+    let out = expect_ok(
+        &revert(json!({"JobID": "web", "JobVersion": 1, "EnforcePriorVersion": 2})).await,
+    );
     assert_eq!(out["JobModifyIndex"], out["Index"]);
 
     // Stable: the version and, for the current one, the job.
-    let stable =
-        |body: Value| async move { call(client, Method::POST, "/v1/job/web/stable", &body).await };
-    let out = ok(&stable(json!({"JobID": "web", "JobVersion": 3, "Stable": true})).await);
+    let stable = |body: Value| async move {
+        json_call(client, Method::POST, "/v1/job/web/stable", &body).await
+    };
+    let out = expect_ok(&stable(json!({"JobID": "web", "JobVersion": 3, "Stable": true})).await);
     assert!(out["Index"].as_u64().unwrap() > 0, "{out}");
     let (job, _) = get_json(client, "/v1/job/web").await.unwrap();
     assert_eq!(job["Stable"], true);
-    ok(&stable(json!({"JobID": "web", "JobVersion": 1, "Stable": true})).await);
+    expect_ok(&stable(json!({"JobID": "web", "JobVersion": 1, "Stable": true})).await);
     let (versions, _) = get_json(client, "/v1/job/web/versions").await.unwrap();
     let flags: Vec<(u64, bool)> = versions["Versions"]
         .as_array()
@@ -367,17 +367,17 @@ async fn revert_and_stable() {
         })
         .collect();
     assert_eq!(flags, [(3, true), (2, false), (1, true), (0, false)]);
-    bad(
+    expect_error(
         &stable(json!({"JobID": "web", "JobVersion": 9, "Stable": true})).await,
         404,
         "at version 9 not found",
     );
-    bad(
+    expect_error(
         &stable(json!({"Stable": true})).await,
         400,
         "JobID must be specified",
     );
-    bad(
+    expect_error(
         &stable(json!({"JobID": "web", "Stable": "yes"})).await,
         400,
         "Stable: invalid type",
@@ -391,12 +391,12 @@ async fn submissions_are_kept_per_version() {
     let mut body = service("src", "1");
     body["Submission"] = json!({"Source": "job \"src\" {}", "Format": "hcl2",
         "VariableFlags": {"a": "1"}, "Variables": "x = 1", "Namespace": null, "JobID": null});
-    ok(&call(client, Method::PUT, "/v1/jobs", &body).await);
+    expect_ok(&json_call(client, Method::PUT, "/v1/jobs", &body).await);
     let mut body = service("src", "2");
     body["Submission"] = json!({"Source": "job \"src\" { v2 }", "Format": "hcl2"});
-    ok(&call(client, Method::PUT, "/v1/jobs", &body).await);
+    expect_ok(&json_call(client, Method::PUT, "/v1/jobs", &body).await);
     // A register without a source keeps none for its version.
-    ok(&call(client, Method::PUT, "/v1/jobs", &service("src", "3")).await);
+    expect_ok(&json_call(client, Method::PUT, "/v1/jobs", &service("src", "3")).await);
 
     let (v0, _) = get_json(client, "/v1/job/src/submission?version=0")
         .await
@@ -414,40 +414,43 @@ async fn submissions_are_kept_per_version() {
     assert_eq!(v1["Source"], "job \"src\" { v2 }");
     assert_eq!(v1["VariableFlags"], Value::Null);
 
-    let get =
-        |path: &'static str| async move { call(client, Method::GET, path, &Value::Null).await };
-    bad(
+    let get = |path: &'static str| async move {
+        json_call(client, Method::GET, path, &Value::Null).await
+    };
+    expect_error(
         &get("/v1/job/src/submission?version=2").await,
         404,
         "job source not found",
     );
-    bad(
+    expect_error(
         &get("/v1/job/src/submission").await,
         400,
         "Unable to parse job submission version parameter",
     );
-    bad(
+    expect_error(
         &get("/v1/job/src/submission?version=-1").await,
         400,
         "Unable to parse job submission version parameter",
     );
     let mut body = service("src", "4");
     body["Submission"] = json!("job {}");
-    bad(
-        &call(client, Method::PUT, "/v1/jobs", &body).await,
+    expect_error(
+        &json_call(client, Method::PUT, "/v1/jobs", &body).await,
         400,
         "Submission",
     );
 
     // Purged with the job.
-    ok(&call(
-        client,
-        Method::DELETE,
-        "/v1/job/src?purge=true",
-        &Value::Null,
-    )
-    .await);
-    bad(
+    expect_ok(
+        &json_call(
+            client,
+            Method::DELETE,
+            "/v1/job/src?purge=true",
+            &Value::Null,
+        )
+        .await,
+    );
+    expect_error(
         &get("/v1/job/src/submission?version=0").await,
         404,
         "job source not found",

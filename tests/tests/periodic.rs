@@ -10,30 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use caravan_tests::api::{Method, RawResponse};
+use caravan_tests::api::Method;
 use caravan_tests::*;
 use serde_json::{Value, json};
 
 /// Every two seconds.
 const EVERY_2S: &str = "*/2 * * * * * *";
-
-async fn call(client: &Client, method: Method, path: &str, body: &Value) -> RawResponse {
-    send(client, method, path, &body.to_string()).await.unwrap()
-}
-
-fn ok(resp: &RawResponse) -> Value {
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.json().unwrap()
-}
-
-fn bad(resp: &RawResponse, status: u16, text: &str) {
-    assert_eq!(resp.status, status, "{}", resp.text());
-    assert!(
-        resp.text().contains(text),
-        "{:?} does not contain {text:?}",
-        resp.text()
-    );
-}
 
 fn escaped(id: &str) -> String {
     id.replace('/', "%2F")
@@ -114,13 +96,15 @@ async fn assert_launched_once(client: &Client, kids: &[Value]) {
 async fn children_launch_on_time_once_each_and_stop_with_the_parent() {
     let c = PgCluster::start().await.unwrap();
     let client = &c.client;
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &periodic_job("tick", json!({"Spec": EVERY_2S}), "true"),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &periodic_job("tick", json!({"Spec": EVERY_2S}), "true"),
+        )
+        .await,
+    );
     // The parent has no evaluation of its own; Nomad's defaults are filled in.
     let (parent, _) = get_json(client, "/v1/job/tick").await.unwrap();
     assert_eq!(
@@ -174,7 +158,7 @@ async fn children_launch_on_time_once_each_and_stop_with_the_parent() {
     }
 
     // Stopping the parent stops the launches.
-    ok(&call(client, Method::DELETE, "/v1/job/tick", &json!(null)).await);
+    expect_ok(&json_call(client, Method::DELETE, "/v1/job/tick", &json!(null)).await);
     let stopped_at = children(client, "tick").await.len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let later = children(client, "tick").await.len();
@@ -190,13 +174,15 @@ async fn children_launch_on_time_once_each_and_stop_with_the_parent() {
 #[tokio::test]
 async fn a_server_restart_launches_no_launch_twice() {
     let mut c = PgCluster::start().await.unwrap();
-    ok(&call(
-        &c.client,
-        Method::PUT,
-        "/v1/jobs",
-        &periodic_job("every", json!({"Spec": EVERY_2S}), "true"),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            &c.client,
+            Method::PUT,
+            "/v1/jobs",
+            &periodic_job("every", json!({"Spec": EVERY_2S}), "true"),
+        )
+        .await,
+    );
     let before = wait_children(&c.client, "every", 2, Duration::from_secs(20)).await;
     c.restart_server().await.unwrap();
     let n = before.len() + 3;
@@ -209,24 +195,26 @@ async fn a_server_restart_launches_no_launch_twice() {
     let mut secs: Vec<i64> = kids.iter().map(launch_secs).collect();
     secs.dedup();
     assert_eq!(secs.len(), kids.len());
-    ok(&call(&c.client, Method::DELETE, "/v1/job/every", &json!(null)).await);
+    expect_ok(&json_call(&c.client, Method::DELETE, "/v1/job/every", &json!(null)).await);
 }
 
 #[tokio::test]
 async fn prohibit_overlap_skips_launches_while_a_child_runs_and_force_launches_now() {
     let c = PgCluster::start().await.unwrap();
     let client = &c.client;
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &periodic_job(
-            "slow",
-            json!({"Spec": EVERY_2S, "ProhibitOverlap": true}),
-            "sleep 60",
-        ),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &periodic_job(
+                "slow",
+                json!({"Spec": EVERY_2S, "ProhibitOverlap": true}),
+                "sleep 60",
+            ),
+        )
+        .await,
+    );
     let kids = wait_children(client, "slow", 1, Duration::from_secs(20)).await;
     let first = kids[0]["ID"].as_str().unwrap().to_owned();
     // Three more launch times pass while the first child runs: none launches.
@@ -235,13 +223,15 @@ async fn prohibit_overlap_skips_launches_while_a_child_runs_and_force_launches_n
     assert_eq!(kids.len(), 1, "{kids:?}");
 
     // Force launches regardless.
-    let resp = ok(&call(
-        client,
-        Method::POST,
-        "/v1/job/slow/periodic/force",
-        &json!(null),
-    )
-    .await);
+    let resp = expect_ok(
+        &json_call(
+            client,
+            Method::POST,
+            "/v1/job/slow/periodic/force",
+            &json!(null),
+        )
+        .await,
+    );
     let eval_id = resp["EvalID"].as_str().unwrap().to_owned();
     assert_eq!(eval_id.len(), 36, "{resp}");
     assert_eq!(resp["EvalCreateIndex"], resp["Index"]);
@@ -259,22 +249,26 @@ async fn prohibit_overlap_skips_launches_while_a_child_runs_and_force_launches_n
     // Once the running children are stopped, launches resume.
     for child in &kids {
         let id = child["ID"].as_str().unwrap();
-        ok(&call(
-            client,
-            Method::DELETE,
-            &format!("/v1/job/{}", escaped(id)),
-            &json!(null),
-        )
-        .await);
+        expect_ok(
+            &json_call(
+                client,
+                Method::DELETE,
+                &format!("/v1/job/{}", escaped(id)),
+                &json!(null),
+            )
+            .await,
+        );
     }
     wait_children(client, "slow", 3, Duration::from_secs(30)).await;
-    ok(&call(
-        client,
-        Method::DELETE,
-        "/v1/job/slow?purge=true",
-        &json!(null),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            client,
+            Method::DELETE,
+            "/v1/job/slow?purge=true",
+            &json!(null),
+        )
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -282,24 +276,28 @@ async fn force_errors_and_bad_specs_in_nomads_words() {
     let c = PgCluster::start().await.unwrap();
     let client = &c.client;
     // A job that launches only through force (once a year), with several specs in New York.
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &periodic_job(
-            "yearly",
-            json!({"Specs": ["@yearly", "0 0 0 1 7 * *"], "TimeZone": "America/New_York"}),
-            "true",
-        ),
-    )
-    .await);
-    let resp = ok(&call(
-        client,
-        Method::PUT,
-        "/v1/job/yearly/periodic/force",
-        &json!(null),
-    )
-    .await);
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &periodic_job(
+                "yearly",
+                json!({"Specs": ["@yearly", "0 0 0 1 7 * *"], "TimeZone": "America/New_York"}),
+                "true",
+            ),
+        )
+        .await,
+    );
+    let resp = expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/job/yearly/periodic/force",
+            &json!(null),
+        )
+        .await,
+    );
     let (eval, _) = get_json(
         client,
         &format!("/v1/evaluation/{}", resp["EvalID"].as_str().unwrap()),
@@ -322,8 +320,8 @@ async fn force_errors_and_bad_specs_in_nomads_words() {
     );
 
     // Force on what is not a running periodic job.
-    bad(
-        &call(
+    expect_error(
+        &json_call(
             client,
             Method::POST,
             "/v1/job/nope/periodic/force",
@@ -333,17 +331,19 @@ async fn force_errors_and_bad_specs_in_nomads_words() {
         404,
         "job not found",
     );
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &json!({"Job": {"ID": "plain", "Type": "batch", "TaskGroups": [{"Name": "g", "Tasks": [{
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &json!({"Job": {"ID": "plain", "Type": "batch", "TaskGroups": [{"Name": "g", "Tasks": [{
             "Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"},
             "Resources": {"CPU": 20, "MemoryMB": 16}}]}]}}),
-    )
-    .await);
-    bad(
-        &call(
+        )
+        .await,
+    );
+    expect_error(
+        &json_call(
             client,
             Method::POST,
             "/v1/job/plain/periodic/force",
@@ -353,9 +353,9 @@ async fn force_errors_and_bad_specs_in_nomads_words() {
         400,
         "can't force launch non-periodic job",
     );
-    ok(&call(client, Method::DELETE, "/v1/job/yearly", &json!(null)).await);
-    bad(
-        &call(
+    expect_ok(&json_call(client, Method::DELETE, "/v1/job/yearly", &json!(null)).await);
+    expect_error(
+        &json_call(
             client,
             Method::POST,
             "/v1/job/yearly/periodic/force",
@@ -365,15 +365,17 @@ async fn force_errors_and_bad_specs_in_nomads_words() {
         400,
         "can't force run non-tracked job \"yearly\" (default)",
     );
-    ok(&call(
-        client,
-        Method::PUT,
-        "/v1/jobs",
-        &periodic_job("off", json!({"Spec": "@daily", "Enabled": false}), "true"),
-    )
-    .await);
-    bad(
-        &call(
+    expect_ok(
+        &json_call(
+            client,
+            Method::PUT,
+            "/v1/jobs",
+            &periodic_job("off", json!({"Spec": "@daily", "Enabled": false}), "true"),
+        )
+        .await,
+    );
+    expect_error(
+        &json_call(
             client,
             Method::POST,
             "/v1/job/off/periodic/force",
@@ -413,8 +415,8 @@ async fn force_errors_and_bad_specs_in_nomads_words() {
         ),
     ];
     for (periodic, text) in cases {
-        bad(
-            &call(
+        expect_error(
+            &json_call(
                 client,
                 Method::PUT,
                 "/v1/jobs",
@@ -427,8 +429,8 @@ async fn force_errors_and_bad_specs_in_nomads_words() {
     }
     let mut service = periodic_job("svc", json!({"Spec": "@daily"}), "true");
     service["Job"]["Type"] = json!("service");
-    bad(
-        &call(client, Method::PUT, "/v1/jobs", &service).await,
+    expect_error(
+        &json_call(client, Method::PUT, "/v1/jobs", &service).await,
         400,
         "Periodic can only be used with \"batch\" or \"sysbatch\" scheduler",
     );
