@@ -102,6 +102,22 @@ fn namespace_for_job<'a>(
         .unwrap_or("default")
 }
 
+/// The job with the namespace it lands in (`namespace_for_job`) set, and the write options of
+/// that namespace.
+fn in_namespace(
+    q: &Query,
+    body: &JsonObject,
+    job: &Map<String, Value>,
+) -> (Map<String, Value>, v1::WriteOptions) {
+    let namespace = namespace_for_job(q, body, job).to_owned();
+    let mut job = job.clone();
+    job.retain(|k, _| !k.eq_ignore_ascii_case("Namespace"));
+    job.insert("Namespace".to_owned(), Value::from(namespace.clone()));
+    let mut write = q.to_write_proto();
+    write.namespace = namespace;
+    (job, write)
+}
+
 /// Nomad's agent-side check of an evaluation priority override.
 fn check_eval_priority(priority: i64) -> Result<(), ApiError> {
     if (1..=100).contains(&priority) {
@@ -152,12 +168,7 @@ async fn register_with(
     if eval_priority != 0 {
         check_eval_priority(eval_priority)?;
     }
-    let namespace = namespace_for_job(&q, &body, job).to_owned();
-    let mut job = job.clone();
-    job.retain(|k, _| !k.eq_ignore_ascii_case("Namespace"));
-    job.insert("Namespace".to_owned(), Value::from(namespace.clone()));
-    let mut write = q.to_write_proto();
-    write.namespace = namespace;
+    let (job, write) = in_namespace(&q, &body, job);
     let resp = state
         .jobs()
         .register_job(v1::RegisterJobRequest {
@@ -508,12 +519,7 @@ pub(super) async fn plan(
         }
         Some(other) => return Err(wrong_type("Job.ID", "string", other)),
     }
-    let namespace = namespace_for_job(&q, &body, job).to_owned();
-    let mut job = job.clone();
-    job.retain(|k, _| !k.eq_ignore_ascii_case("Namespace"));
-    job.insert("Namespace".to_owned(), Value::from(namespace.clone()));
-    let mut write = q.to_write_proto();
-    write.namespace = namespace;
+    let (job, write) = in_namespace(&q, &body, job);
     let resp = state
         .jobs()
         .plan_job(v1::PlanJobRequest {
