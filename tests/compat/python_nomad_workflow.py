@@ -101,6 +101,15 @@ def check_dispatch(n):
         lambda: sum(n.job.get_summary("compat-param")["Children"].values()) == 2,
     )
     assert summary["Children"] is not None, summary
+    # python-nomad puts the child's ID in the path unescaped (".../compat-param/dispatch-...").
+    doc = n.job.get_job(child)
+    assert doc["ID"] == child and doc["ParentID"] == "compat-param", doc
+    wait_for(
+        "the child's allocation to complete",
+        lambda: [a["ClientStatus"] for a in n.job.get_allocations(child)] == ["complete"],
+    )
+    assert n.job.get_summary(child)["Summary"]["g"]["Complete"] == 1
+    assert n.job.get_versions(child)["Versions"][0]["ID"] == child
 
 
 def check_revert_and_stable(n):

@@ -7,6 +7,8 @@
 //!   of it, and one `caravan agent` client advertising the gateway.
 //! - [`Cluster`]: what both offer, so one test body runs against both stores.
 //! - [`Grpc`]: registers and heartbeats fake nodes through the server's Nodes service.
+//! - [`go_shapes`]: whether Go's `api` structs can decode a response (the OpenAPI schemas,
+//!   corrected to Go's structs).
 //! - [`sim`]: a node simulator — thousands of fake nodes that heartbeat, watch their
 //!   allocations and report their status, from one process.
 //! - Small helpers: JSON shapes, RFC 3339 times, UUIDs, temp dirs.
@@ -29,6 +31,7 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 pub mod bench;
+pub mod go_shapes;
 pub mod private_pg;
 pub mod sim;
 
@@ -438,6 +441,12 @@ async fn wait_single_node_ready(client: &Client, processes: &[&Process]) -> anyh
         "the node to register and be ready",
         START_TIMEOUT,
         || async {
+            // With ACLs on and no bootstrap yet nothing may read the nodes: the cluster is up
+            // once it refuses, and the node ID stays unknown ("") to the test.
+            let probe = client.raw(api::Method::GET, "/v1/nodes").send().await?;
+            if probe.status == 403 {
+                return Ok(true);
+            }
             let (nodes, _) = client.nodes().list(&QueryOptions::new()).await?;
             match nodes.as_slice() {
                 [node] if node.status == "ready" => {
@@ -645,6 +654,74 @@ pub fn expect_error(resp: &api::RawResponse, status: u16, text: &str) {
 /// A raw POST to `path` with `body`, any status.
 pub async fn post(client: &Client, path: &str, body: &str) -> anyhow::Result<api::RawResponse> {
     send(client, api::Method::POST, path, body).await
+}
+
+/// A client for the same cluster that sends `secret` as its token.
+pub fn with_token(c: &impl Cluster, secret: &str) -> Client {
+    match Client::new(c.url().to_owned()) {
+        Ok(client) => client.with_token(secret.to_owned()),
+        Err(e) => panic!("client for {}: {e}", c.url()),
+    }
+}
+
+/// `POST /v1/acl/bootstrap`: the bootstrap token.
+pub async fn acl_bootstrap(client: &Client) -> Value {
+    expect_ok(&json_call(client, api::Method::POST, "/v1/acl/bootstrap", &Value::Null).await)
+}
+
+/// Writes the policy `name` with `rules`; panics unless the answer is 200.
+pub async fn acl_policy(client: &Client, name: &str, rules: &str) {
+    let resp = json_call(
+        client,
+        api::Method::PUT,
+        &format!("/v1/acl/policy/{name}"),
+        &json!({"Name": name, "Description": "d", "Rules": rules}),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+/// Waits until the cluster's one node is ready, reading with `client` (with ACLs on the harness
+/// cannot, before a test bootstraps); returns its ID.
+pub async fn acl_wait_node_ready(client: &Client) -> String {
+    let found = std::sync::Mutex::new(String::new());
+    let waited = wait_for("the node to be ready", START_TIMEOUT, || async {
+        let (nodes, _) = get_json(client, "/v1/nodes").await?;
+        let ready = nodes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["Status"] == "ready");
+        if let (Some(n), Ok(mut id)) = (ready, found.lock()) {
+            *id = n["ID"].as_str().unwrap_or_default().to_owned();
+        }
+        Ok(ready.is_some())
+    })
+    .await;
+    if let Err(e) = waited {
+        panic!("{e}");
+    }
+    found.into_inner().unwrap_or_default()
+}
+
+/// `POST /v1/acl/token` with `body`: the token.
+pub async fn acl_token(client: &Client, body: Value) -> Value {
+    expect_ok(&json_call(client, api::Method::POST, "/v1/acl/token", &body).await)
+}
+
+/// Creates (or replaces) the namespace `name`; fails unless the answer is 200.
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let resp = send(
+        client,
+        api::Method::PUT,
+        &format!("/v1/namespace/{name}"),
+        &json!({ "Name": name }).to_string(),
+    )
+    .await?;
+    if resp.status != 200 {
+        bail!("creating namespace {name}: {} {}", resp.status, resp.text());
+    }
+    Ok(())
 }
 
 /// PUT /v1/jobs with `{"Job": job}`; fails unless the answer is 200.

@@ -3,7 +3,8 @@
 //! (tests/compat/python_nomad_jobs.py) on the embedded store and on PostgreSQL, the job
 //! workflow of dispatch, revert, stable, plan and purge-then-register
 //! (tests/compat/python_nomad_workflow.py) and the Search API
-//! (tests/compat/python_nomad_search.py) on PostgreSQL.
+//! (tests/compat/python_nomad_search.py) and the ACL and Namespace APIs
+//! (tests/compat/python_nomad_acl.py, ACLs on) on PostgreSQL.
 //! `scripts/test.sh` provisions the library and sets `CARAVAN_TEST_PYTHON`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
@@ -103,6 +104,15 @@ async fn python_nomad_dispatches_reverts_and_marks_stable_on_postgres() {
 async fn python_nomad_searches_by_prefix_and_fuzzy_text_on_postgres() {
     let c = PgCluster::start().await.unwrap();
     run_script("python_nomad_search.py", &c.http_addr, || {
+        format!("{}\n{}", c.server.logs(), c.gateway.logs())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn python_nomad_drives_the_acl_and_namespace_apis_on_postgres() {
+    let c = PgCluster::start_with(&["-acl-enabled"], &[]).await.unwrap();
+    run_script("python_nomad_acl.py", &c.http_addr, || {
         format!("{}\n{}", c.server.logs(), c.gateway.logs())
     })
     .await;

@@ -543,8 +543,10 @@ async fn more_than_six_registrations_keep_six_versions() {
 
 #[tokio::test]
 async fn a_job_lands_in_the_namespace_nomad_picks() {
-    // Namespaces are not managed by Caravan yet: any name is accepted.
     let c = DevCluster::start().await.unwrap();
+    for ns in ["prod", "qa", "staging"] {
+        create_namespace(&c.client, ns).await.unwrap();
+    }
     // The job's own namespace when the request names none.
     let mut j = job("api");
     j["Namespace"] = json!("prod");
@@ -601,6 +603,7 @@ async fn register_list_fixture(client: &Client) {
     }
     let mut ops = job("ops-a");
     ops["Meta"] = json!({"owner": "ops-a"});
+    create_namespace(client, "prod").await.unwrap();
     let resp = put(client, "/v1/jobs?namespace=prod", &json!({ "Job": ops })).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
 }

@@ -27,6 +27,7 @@ fn idle_job(id: &str) -> Value {
 }
 
 async fn register_in(client: &Client, namespace: &str, job: &Value) {
+    create_namespace(client, namespace).await.unwrap();
     let resp = send(
         client,
         Method::PUT,

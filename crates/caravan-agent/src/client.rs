@@ -14,11 +14,13 @@ use rand::Rng;
 use tonic::transport::{Channel, Endpoint};
 
 use caravan_drivers::Drivers;
+use caravan_proto::v1::agent_server::AgentServer;
 use caravan_proto::v1::client_allocs_server::ClientAllocsServer;
 use caravan_proto::v1::client_fs_server::ClientFsServer;
 use caravan_proto::v1::client_stats_server::ClientStatsServer;
 use caravan_structs::Node;
 
+use crate::agent_service::AgentService;
 use crate::allocs::manager::AllocManager;
 use crate::allocs::reporter::Reporter;
 use crate::allocs::runner::RunnerContext;
@@ -183,6 +185,10 @@ pub async fn run(
         )))
         .add_service(ClientFsServer::new(ClientFsService::new(manager.clone())))
         .add_service(ClientStatsServer::new(stats_service))
+        .add_service(AgentServer::new(AgentService::new(
+            identity.node_id.clone(),
+            caravan_telemetry::Monitor::global().clone(),
+        )))
         .serve_with_incoming(
             // Accepted sockets get TCP_NODELAY only from the incoming stream itself: without it
             // an exec session's small frames wait ~40 ms for Nagle.

@@ -14,8 +14,10 @@
 //! - [`exec`]: exec sessions, a command inside a running task bridged to a gRPC stream.
 //! - [`stats`], [`metadata`], [`stats_service`]: host and allocation resource usage, the
 //!   node's dynamic metadata, and their gRPC service.
+//! - [`agent_service`]: the `Agent` gRPC service: host data and the live log monitor.
 //! - [`config`]: the agent's configuration.
 
+pub mod agent_service;
 pub mod allocs;
 pub mod client;
 pub mod config;

@@ -11,13 +11,18 @@
 //! - [`acl`]: the capability each route declares.
 //! - [`routes`]: the route table, one file per noun.
 //! - [`duration`]: Go duration syntax.
+//! - [`request_log`]: the debug line of every request.
+//! - [`framer`]: Nomad's stream framing of `/v1/agent/monitor` (batches, heartbeats).
 
 pub mod acl;
 pub mod agents;
+pub mod authz;
 pub mod body;
 pub mod duration;
 pub mod error;
+pub mod framer;
 pub mod query;
+pub mod request_log;
 pub mod response;
 pub mod routes;
 
@@ -27,10 +32,13 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use caravan_proto::v1::acl_client::AclClient;
+use caravan_proto::v1::agent_client::AgentClient;
 use caravan_proto::v1::allocs_client::AllocsClient;
 use caravan_proto::v1::deployments_client::DeploymentsClient;
 use caravan_proto::v1::evals_client::EvalsClient;
 use caravan_proto::v1::jobs_client::JobsClient;
+use caravan_proto::v1::namespaces_client::NamespacesClient;
 use caravan_proto::v1::node_pools_client::NodePoolsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
 use caravan_proto::v1::operator_client::OperatorClient;
@@ -85,6 +93,9 @@ pub struct AppState {
     channel: Channel,
     config: Arc<GatewayConfig>,
     agents: agents::AgentPool,
+    authorizer: Arc<authz::Authorizer>,
+    /// Set when [`serve`] starts stopping: endless streams (monitors) end then.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -93,7 +104,22 @@ impl AppState {
             channel,
             config: Arc::new(config),
             agents: agents::AgentPool::default(),
+            authorizer: Arc::new(authz::Authorizer::default()),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Resolves once the gateway is stopping.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+
+    /// Resolves and caches the callers' tokens.
+    pub fn authorizer(&self) -> Arc<authz::Authorizer> {
+        self.authorizer.clone()
     }
 
     /// The channel to a client agent's gRPC address (pooled).
@@ -125,6 +151,14 @@ impl AppState {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    pub fn acl(&self) -> AclClient<Channel> {
+        AclClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn namespaces(&self) -> NamespacesClient<Channel> {
+        NamespacesClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
     pub fn node_pools(&self) -> NodePoolsClient<Channel> {
         NodePoolsClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -135,6 +169,11 @@ impl AppState {
 
     pub fn search(&self) -> SearchClient<Channel> {
         SearchClient::new(self.channel.clone())
+    }
+
+    /// The server's Agent service (`server_id` requests).
+    pub fn server_agent(&self) -> AgentClient<Channel> {
+        AgentClient::new(self.channel.clone())
     }
 
     pub fn status(&self) -> StatusClient<Channel> {
@@ -172,6 +211,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     routes::router(state)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(request_log::log_request))
         // Nomad gzips every response the client accepts gzip for, however small, and always
         // answers with `Vary: Accept-Encoding`.
         .layer(
@@ -203,15 +243,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping_tx = state.stopping.clone();
+    let stopping = state.stopping();
     let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
-        let _ = stopping_tx.send(true);
+        stopping_tx.send_replace(true);
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let deadline = async move {
-        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        stopping.await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {

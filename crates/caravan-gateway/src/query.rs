@@ -38,6 +38,9 @@ pub struct Query {
     pub pretty: bool,
     /// Every parameter, for the ones only some endpoints read.
     pub params: HashMap<String, String>,
+    /// With `namespace=*`: the namespaces the caller's token may read (set by the enforcement
+    /// layer; empty: all).
+    pub allowed_namespaces: Vec<String>,
 }
 
 impl Query {
@@ -149,6 +152,7 @@ impl Query {
             max_wait_ms: u64::try_from(self.wait_with_jitter().as_millis()).unwrap_or(u64::MAX),
             allow_stale: self.stale,
             auth_token: self.token.clone(),
+            namespaces: self.allowed_namespaces.clone(),
         }
     }
 
@@ -175,6 +179,9 @@ impl FromRequestParts<AppState> for Query {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let mut q = Query::parse(parts.uri.query().unwrap_or(""), &parts.headers)?;
+        if let Some(crate::authz::AllowedNamespaces(list)) = parts.extensions.get() {
+            q.allowed_namespaces = list.clone();
+        }
         // One region per cluster for now: a request for another one has nowhere to go.
         let region = &state.config().region;
         if q.region.is_empty() {

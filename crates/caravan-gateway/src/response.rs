@@ -81,6 +81,15 @@ fn prettify(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A write answered as Nomad does for its "empty" writes: 200, no body, the index in
+/// `X-Nomad-Index`.
+pub fn written(index: u64) -> axum::response::Response {
+    let mut resp = axum::response::IntoResponse::into_response(http::StatusCode::OK);
+    resp.headers_mut()
+        .insert("x-nomad-index", http::HeaderValue::from(index));
+    resp
+}
+
 /// Writes the blocking-query headers of `meta`.
 pub fn set_meta_headers(headers: &mut http::HeaderMap, meta: &QueryMeta) {
     headers.insert("x-nomad-index", HeaderValue::from(meta.index));

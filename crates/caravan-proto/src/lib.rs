@@ -3,9 +3,11 @@
 //!
 //! Layout:
 //! - [`v1`]: generated messages, clients and servers of package `caravan.v1`.
+//! - [`agent`]: the Agent service's log level <-> `caravan_structs::LogLevel`.
 //! - [`status`]: typed errors across gRPC — the code travels in the `caravan-error-code`
 //!   metadata, so the gateway recovers it without matching message text.
 
+pub mod agent;
 pub mod status;
 
 /// Generated code of package `caravan.v1`.

@@ -211,6 +211,7 @@ impl allocs_server::Allocs for AllocsService {
                         .iter()
                         .map(|(_, r)| r)
                         .filter(|r| in_namespace(&r.value, &ns))
+                        .filter(|r| crate::query::namespace_allowed(&q, &r.value.namespace))
                         .collect();
                     rows.sort_by(|a, b| {
                         (a.value.create_index, &a.value.id)
@@ -229,6 +230,7 @@ impl allocs_server::Allocs for AllocsService {
                     let mut rows: Vec<&AllocRow> = table
                         .prefixed(&q.prefix)
                         .filter(|r| in_namespace(&r.value, &ns))
+                        .filter(|r| crate::query::namespace_allowed(&q, &r.value.namespace))
                         .collect();
                     if pager.reverse() {
                         rows.reverse();
@@ -257,21 +259,29 @@ impl allocs_server::Allocs for AllocsService {
         let req = request.into_inner();
         let q = req.query.unwrap_or_default();
         let keys = [WatchKey::Row(TableId::Allocs, req.alloc_id.clone())];
-        let (json, index) = self
+        let ((json, namespace), index) = self
             .store()
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 match snap.allocs().get(&req.alloc_id) {
                     Some(row) => {
                         let index = row.value.modify_index;
-                        ((Some(alloc_json(snap, &row.value)), index), index)
+                        let found = (
+                            Some(alloc_json(snap, &row.value)),
+                            row.value.namespace.clone(),
+                        );
+                        ((found, index), index)
                     }
-                    None => ((None, snap.allocs().index()), snap.allocs().index()),
+                    None => (
+                        ((None, String::new()), snap.allocs().index()),
+                        snap.allocs().index(),
+                    ),
                 }
             })
             .await;
         Ok(Response::new(v1::GetAllocResponse {
             alloc_json: json.transpose()?.unwrap_or_default(),
             meta: Some(query_meta(index, String::new())),
+            namespace,
         }))
     }
 

@@ -25,6 +25,10 @@ pub struct ServerConfig {
     /// `binpack` (fill nodes) or `spread` (use the emptiest node): the algorithm of the
     /// scheduler configuration until an operator sets one (Nomad's `default_scheduler_config`).
     pub scheduler_algorithm: String,
+    /// When terminal objects are garbage-collected.
+    pub gc: crate::gc::GcConfig,
+    /// Access control (off unless enabled).
+    pub acl: crate::acl::AclConfig,
 }
 
 impl ServerConfig {
@@ -56,6 +60,8 @@ impl Default for ServerConfig {
                 .map(|n| n.get())
                 .unwrap_or(2),
             scheduler_algorithm: "binpack".to_owned(),
+            gc: crate::gc::GcConfig::default(),
+            acl: crate::acl::AclConfig::default(),
         }
     }
 }

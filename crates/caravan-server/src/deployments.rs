@@ -55,7 +55,10 @@ impl deployments_server::Deployments for DeploymentsService {
         } else {
             q.namespace.clone()
         };
-        let wanted = |row: &&DeploymentRow| ns == "*" || row.value.namespace == ns;
+        let wanted = |row: &&DeploymentRow| {
+            (ns == "*" || row.value.namespace == ns)
+                && crate::query::namespace_allowed(&q, &row.value.namespace)
+        };
         let keys = [WatchKey::Table(TableId::Deployments)];
         let (page, index) = self
             .store()
@@ -125,9 +128,17 @@ impl deployments_server::Deployments for DeploymentsService {
                 }
             })
             .await;
+        let namespace = self
+            .store()
+            .snapshot()
+            .deployments()
+            .get(&req.deployment_id)
+            .map(|r| r.value.namespace.clone())
+            .unwrap_or_default();
         Ok(Response::new(v1::GetDeploymentResponse {
             deployment_json: json,
             meta: Some(query_meta(index, String::new())),
+            namespace,
         }))
     }
 

@@ -93,6 +93,7 @@ impl evals_server::Evals for EvalsService {
                 let wanted = |row: &&EvalRow| {
                     let e = &row.value;
                     in_namespace(e, &q.namespace)
+                        && crate::query::namespace_allowed(&q, &e.namespace)
                         && (req.job_id.is_empty() || e.job_id == req.job_id)
                         && (req.status.is_empty() || e.status == req.status)
                 };
@@ -157,9 +158,17 @@ impl evals_server::Evals for EvalsService {
             }
             None => Bytes::new(),
         };
+        let namespace = self
+            .store()
+            .snapshot()
+            .evals()
+            .get(&req.eval_id)
+            .map(|r| r.value.namespace.clone())
+            .unwrap_or_default();
         Ok(Response::new(v1::GetEvalResponse {
             eval_json,
             meta: Some(query_meta(index, String::new())),
+            namespace,
         }))
     }
 

@@ -11,9 +11,9 @@ use bytes::Bytes;
 use caravan_proto::v1::{self, jobs_server};
 use caravan_state::{Document, Row, Snapshot, Store, TableId, Txn, WatchKey, job_key};
 use caravan_structs::{
-    AllocStubFields, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING, Job,
-    JobSummary, SchedulerConfiguration, TaskGroupSummary, eval_trigger, fill_api_defaults,
-    format_multierror,
+    AllocStubFields, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING,
+    JOB_TYPE_SYSTEM, Job, JobSummary, SchedulerConfiguration, TaskGroupSummary, eval_trigger,
+    fill_api_defaults, format_multierror,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -57,6 +57,10 @@ pub fn decode_job(job_json: &[u8], namespace: &str) -> Result<Job, ServerError> 
     fill_api_defaults(&mut value);
     let mut job: Job = caravan_structs::go_json::from_value(value)
         .map_err(|e| ServerError::BadRequest(format!("failed to decode job: {e}")))?;
+    // The blocks kept as opaque JSON must have Go's shapes, as Nomad's decoder demands: they
+    // are served back to Go clients as they are.
+    caravan_structs::go_shape::check_job(&job)
+        .map_err(|e| ServerError::BadRequest(format!("failed to decode job: {e}")))?;
     job.canonicalize();
     Ok(job)
 }
@@ -83,7 +87,8 @@ pub(crate) fn spec_changed(old: &Job, new: &Job) -> bool {
 
 /// A job's status as Nomad derives it from its allocations and evaluations.
 pub fn derive_job_status(snap: &Snapshot, job: &Job) -> &'static str {
-    if job.is_parameterized() || job.is_periodic() {
+    // System, periodic and parameterized jobs run until stopped (Nomad's getJobStatus).
+    if job.r#type == JOB_TYPE_SYSTEM || job.is_parameterized() || job.is_periodic() {
         return if job.stop {
             JOB_STATUS_DEAD
         } else {
@@ -104,7 +109,8 @@ pub fn derive_job_status(snap: &Snapshot, job: &Job) -> &'static str {
             return JOB_STATUS_PENDING;
         }
     }
-    if any_alloc || any_eval || job.stop {
+    // A dead job whose evaluations and allocations were garbage-collected stays dead.
+    if any_alloc || any_eval || job.stop || job.status == JOB_STATUS_DEAD {
         JOB_STATUS_DEAD
     } else {
         JOB_STATUS_PENDING
@@ -267,6 +273,23 @@ pub(crate) fn upsert_job(
     Ok(job)
 }
 
+/// Removes a job with everything kept for it: its versions, their submissions, its scaling
+/// events and its periodic launch record (its evaluations and allocations stay).
+pub(crate) fn purge_job(txn: &mut Txn<'_>, ns: &str, id: &str) {
+    txn.delete::<Job>(&job_key(ns, id));
+    let versions: Vec<String> = txn
+        .snapshot()
+        .versions_of_job(ns, id)
+        .map(|r| caravan_state::job_version_key(ns, id, r.value.0.version))
+        .collect();
+    for key in versions {
+        txn.delete::<caravan_structs::JobSubmission>(&key);
+        txn.delete::<caravan_state::JobVersion>(&key);
+    }
+    txn.delete::<caravan_structs::PeriodicLaunch>(&job_key(ns, id));
+    txn.delete::<caravan_structs::JobScalingEvents>(&job_key(ns, id));
+}
+
 /// The outcome of a job write, before it has an index.
 pub(crate) struct JobWrite {
     pub eval_id: String,
@@ -342,13 +365,34 @@ fn memory_oversubscription_warnings(
     warnings
 }
 
-/// What job admission refuses, in Nomad's order: a node pool that does not exist, then the
-/// job's own validation errors.
-fn admission_errors(snap: &Snapshot, job: &Job) -> Vec<String> {
+/// What the cluster's state refuses of a job, in Nomad's order: a namespace that does not
+/// exist or does not allow the job's drivers and network modes, then a node pool that does not
+/// exist.
+fn state_refusals(snap: &Snapshot, job: &Job) -> Vec<String> {
     let mut errors = Vec::new();
+    if let Err(e) = crate::namespaces::admit_job(snap, job) {
+        errors.push(e);
+    }
     if let Err(e) = crate::node_pools::require_pool(snap, job) {
         errors.push(e);
     }
+    errors
+}
+
+/// The same, as the error of a write.
+pub(crate) fn check_state_refusals(snap: &Snapshot, job: &Job) -> Result<(), ServerError> {
+    let errors = state_refusals(snap, job);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServerError::BadRequest(format_multierror(&errors)))
+    }
+}
+
+/// What job admission refuses, in Nomad's order: the state's refusals, then the job's own
+/// validation errors.
+fn admission_errors(snap: &Snapshot, job: &Job) -> Vec<String> {
+    let mut errors = state_refusals(snap, job);
     if let Err(e) = job.validate() {
         errors.extend(e.errors);
     }
@@ -377,9 +421,8 @@ fn register(
     defaults: &SchedulerConfiguration,
 ) -> Result<JobWrite, ServerError> {
     crate::operator::registrations_allowed(txn.snapshot(), defaults)?;
-    // Checked again here: the pool may have gone since the request was admitted.
-    crate::node_pools::require_pool(txn.snapshot(), &job)
-        .map_err(|e| ServerError::BadRequest(format_multierror(&[e])))?;
+    // Checked again here: the namespace or pool may have gone since the request was admitted.
+    check_state_refusals(txn.snapshot(), &job)?;
     let mut notes = memory_oversubscription_warnings(txn.snapshot(), defaults, &job);
     let existing = txn
         .snapshot()
@@ -586,10 +629,18 @@ impl jobs_server::Jobs for JobsService {
             return Err(ServerError::BadRequest(format_multierror(&errors)).into());
         }
         let defaults = self.server.scheduler_defaults.clone();
+        let (job_id, namespace) = (job.id.clone(), job.namespace.clone());
         let written = self
             .store()
             .write(move |txn| register(txn, job, &req, &defaults))
             .await?;
+        tracing::debug!(
+            job_id = %job_id,
+            namespace = %namespace,
+            eval_id = %written.value.eval_id,
+            index = written.index,
+            "job registered"
+        );
         Ok(Response::new(write_response(written.value, written.index)))
     }
 
@@ -621,6 +672,7 @@ impl jobs_server::Jobs for JobsService {
                     .range_from(&start)
                     .map(|(_, r)| r)
                     .take_while(|r| in_namespace(&r.value.namespace, &ns))
+                    .filter(|r| crate::query::namespace_allowed(&q, &r.value.namespace))
                     .filter(|r| r.value.id.starts_with(&q.prefix))
                     .collect();
                 if pager.reverse() {
@@ -816,21 +868,8 @@ impl jobs_server::Jobs for JobsService {
                     return Err(ServerError::NotFound("job not found".to_owned()));
                 };
                 let job = if req.purge {
-                    let job = row.value.clone();
-                    txn.delete::<Job>(&job_key(&ns, &req.job_id));
-                    let versions: Vec<String> = txn
-                        .snapshot()
-                        .versions_of_job(&ns, &req.job_id)
-                        .map(|r| {
-                            caravan_state::job_version_key(&ns, &req.job_id, r.value.0.version)
-                        })
-                        .collect();
-                    for key in versions {
-                        txn.delete::<caravan_structs::JobSubmission>(&key);
-                        txn.delete::<caravan_state::JobVersion>(&key);
-                    }
-                    txn.delete::<caravan_structs::PeriodicLaunch>(&job_key(&ns, &req.job_id));
-                    job
+                    purge_job(txn, &ns, &req.job_id);
+                    row.value.clone()
                 } else if row.value.stop {
                     row.value.clone()
                 } else {
@@ -1055,8 +1094,7 @@ impl jobs_server::Jobs for JobsService {
         job.validate()
             .map_err(|e| ServerError::BadRequest(e.to_string()))?;
         let snap = self.store().snapshot();
-        crate::node_pools::require_pool(&snap, &job)
-            .map_err(|e| ServerError::BadRequest(format_multierror(&[e])))?;
+        check_state_refusals(&snap, &job)?;
         let defaults = self.server.scheduler_defaults.clone();
         let diff = req.diff;
         let planned = tokio::task::spawn_blocking(move || {
@@ -1121,6 +1159,11 @@ impl jobs_server::Jobs for JobsService {
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 let stubs: Vec<Result<Bytes, ServerError>> =
                     crate::job_actions::scaling_policies(snap, &ns)
+                        .filter(|p| {
+                            p.pointer("/Target/Namespace")
+                                .and_then(Value::as_str)
+                                .is_none_or(|ns| crate::query::namespace_allowed(&q, ns))
+                        })
                         .filter(|p| {
                             req.job.is_empty()
                                 || p.pointer("/Target/Job").and_then(Value::as_str)

@@ -3,6 +3,9 @@
 //! answered from in-memory snapshots.
 //!
 //! Layout:
+//! - [`acl`]: the Acl service (bootstrap, policies, tokens, roles, one-time tokens) and token
+//!   resolution.
+//! - [`agent`]: the Agent service: this server's host data and live log lines (`server_id`).
 //! - [`nodes`]: the Nodes service and the node rules (registration, heartbeats, eligibility,
 //!   drain, purge, node evaluations).
 //! - [`allocs`]: the Allocs service: list, read, stop; client agents' watch, fetch and status
@@ -13,9 +16,13 @@
 //! - [`drainer`]: moves allocations off draining nodes within `max_parallel` and the deadline.
 //! - [`evals`]: the Evals service (list, read, an evaluation's allocations).
 //! - [`jobs`]: the Jobs service and the job rules (register, versions, status, summary, stop).
+//! - [`namespaces`]: the Namespaces service and the namespace rules (the built-in `default`,
+//!   deletion only when unused, what job admission asks of a namespace).
 //! - [`node_pools`]: the NodePools service and the pool rules (built-ins, implicit creation by
 //!   nodes, deletion only when unused).
 //! - [`operator`]: the Operator service: the scheduler configuration and what obeys it.
+//! - [`gc`]: the garbage collector of terminal evaluations, allocations, deployments, dead
+//!   jobs and down nodes, periodic and forced.
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
 //! - [`search`]: the Search service (prefix and fuzzy search over the snapshot).
 //! - [`periodic`]: the periodic launcher (children of periodic jobs at their cron times, the
@@ -28,6 +35,8 @@
 //! - [`error`]: typed errors and their ErrorCode.
 //! - [`config`]: server configuration.
 
+pub mod acl;
+pub mod agent;
 pub mod allocs;
 pub mod broker;
 pub mod cache;
@@ -36,10 +45,12 @@ pub mod deployments;
 pub mod drainer;
 pub mod error;
 pub mod evals;
+pub mod gc;
 pub mod heartbeat;
 pub mod job_actions;
 pub mod job_plan;
 pub mod jobs;
+pub mod namespaces;
 pub mod node_pools;
 pub mod nodes;
 pub mod operator;
@@ -53,10 +64,13 @@ pub mod status;
 use std::future::Future;
 use std::sync::Arc;
 
+use caravan_proto::v1::acl_server::AclServer;
+use caravan_proto::v1::agent_server::AgentServer;
 use caravan_proto::v1::allocs_server::AllocsServer;
 use caravan_proto::v1::deployments_server::DeploymentsServer;
 use caravan_proto::v1::evals_server::EvalsServer;
 use caravan_proto::v1::jobs_server::JobsServer;
+use caravan_proto::v1::namespaces_server::NamespacesServer;
 use caravan_proto::v1::node_pools_server::NodePoolsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
 use caravan_proto::v1::operator_server::OperatorServer;
@@ -102,6 +116,7 @@ impl Server {
         tokio::spawn(heartbeats.clone().run(store.clone()));
         tokio::spawn(drainer::run(store.clone()));
         tokio::spawn(periodic::run(store.clone(), periodic::system_clock()));
+        gc::start(&store, &config.gc);
         let scheduler_defaults = Arc::new(config.scheduler_defaults());
         let broker =
             scheduling::start(&store, config.scheduler_workers, scheduler_defaults.clone());
@@ -140,7 +155,15 @@ impl Server {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let operator = OperatorServer::new(operator::OperatorService::new(self.clone()));
         let search = SearchServer::new(search::SearchService::new(self.clone()));
+        let agent = AgentServer::new(agent::AgentService::new(
+            self.clone(),
+            caravan_telemetry::Monitor::global().clone(),
+        ));
+        let namespaces = NamespacesServer::new(namespaces::NamespacesService::new(self.clone()));
+        let acl = AclServer::new(acl::AclService::new(self.clone()))
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tonic::service::Routes::new(nodes)
+            .add_service(agent)
             .add_service(node_pools)
             .add_service(operator)
             .add_service(deployments)
@@ -149,6 +172,8 @@ impl Server {
             .add_service(jobs)
             .add_service(status)
             .add_service(search)
+            .add_service(namespaces)
+            .add_service(acl)
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves.

@@ -365,6 +365,7 @@ impl node_pools_server::NodePools for NodePoolsService {
                         .iter()
                         .map(|(_, r)| r)
                         .filter(|r| ns == "*" || r.value.namespace == ns)
+                        .filter(|r| crate::query::namespace_allowed(&q, &r.value.namespace))
                         .filter(|r| r.value.node_pool == req.name)
                         .collect()
                 } else {

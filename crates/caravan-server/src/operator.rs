@@ -155,6 +155,62 @@ impl operator_server::Operator for OperatorService {
             index,
         }))
     }
+
+    async fn garbage_collect(
+        &self,
+        _request: Request<v1::GarbageCollectRequest>,
+    ) -> Result<Response<v1::GarbageCollectResponse>, Status> {
+        let report = crate::gc::force(self.store()).await?;
+        tracing::info!(?report, "forced garbage collection");
+        let n = |v: usize| v as u64;
+        Ok(Response::new(v1::GarbageCollectResponse {
+            jobs: n(report.jobs),
+            evals: n(report.evals),
+            allocs: n(report.allocs),
+            deployments: n(report.deployments),
+            nodes: n(report.nodes),
+        }))
+    }
+
+    async fn reconcile_job_summaries(
+        &self,
+        _request: Request<v1::ReconcileJobSummariesRequest>,
+    ) -> Result<Response<v1::ReconcileJobSummariesResponse>, Status> {
+        let written = self.store().write(reconcile_job_statuses).await?;
+        let index = if written.value > 0 {
+            written.index
+        } else {
+            self.store().snapshot().index().max(1)
+        };
+        Ok(Response::new(v1::ReconcileJobSummariesResponse {
+            index,
+            corrected: written.value as u64,
+        }))
+    }
+}
+
+/// Job summaries are counted from the allocations on every read, so they cannot drift; what
+/// is stored, and could, is each job's status. Re-derives it for every job and returns how
+/// many were wrong.
+fn reconcile_job_statuses(txn: &mut Txn<'_>) -> Result<usize, ServerError> {
+    let wrong: Vec<caravan_structs::Job> = txn
+        .snapshot()
+        .jobs()
+        .iter()
+        .filter_map(|(_, row)| {
+            let status = crate::jobs::derive_job_status(txn.snapshot(), &row.value);
+            (row.value.status != status).then(|| {
+                let mut job = row.value.clone();
+                job.status = status.to_owned();
+                job
+            })
+        })
+        .collect();
+    let corrected = wrong.len();
+    for job in wrong {
+        txn.put(job)?;
+    }
+    Ok(corrected)
 }
 
 #[cfg(test)]

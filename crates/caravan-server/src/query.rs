@@ -21,3 +21,9 @@ pub fn query_meta(index: u64, next_token: String) -> v1::QueryMeta {
 pub fn wait_of(q: &v1::QueryOptions) -> Duration {
     Duration::from_millis(q.max_wait_ms)
 }
+
+/// Whether a list may show an object of namespace `ns`: with `*`, only the namespaces the
+/// gateway sent (those the caller may read); every one when it sent none.
+pub fn namespace_allowed(q: &caravan_proto::v1::QueryOptions, ns: &str) -> bool {
+    q.namespaces.is_empty() || q.namespaces.iter().any(|n| n == ns)
+}

@@ -14,12 +14,12 @@
 //!   match position, then length, then name. Evaluations and deployments are matched by UUID
 //!   prefix, walked from the request's `prefix` query option.
 //!
-//! Node pools are the built-ins `all` and `default` and the stored ones. Caravan has no tables
-//! yet for namespaces, CSI plugins and volumes, scaling policies or variables: namespaces are
-//! the built-in `default` and those jobs use; the others are searched and always empty, as on a
-//! Nomad cluster without them.
+//! Node pools are the built-ins `all` and `default` and the stored ones; namespaces the built-in
+//! `default` and the stored ones. Caravan has no tables yet for CSI plugins and volumes, scaling
+//! policies or variables: they are searched and always empty, as on a Nomad cluster without
+//! them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use caravan_proto::v1::{self, search_server};
@@ -123,20 +123,12 @@ fn take_prefix_matches<'a>(
     (matches, walk.next().is_some())
 }
 
-/// The namespaces Caravan knows of: `default` and every namespace a job is in, sorted.
+/// The cluster's namespaces, `default` included, sorted.
 fn namespaces(snap: &Snapshot) -> Vec<String> {
-    let mut out = BTreeSet::from([DEFAULT_NAMESPACE.to_owned()]);
-    // Job keys are `<namespace>/<id>`: jump from one namespace to the next ('0' follows '/').
-    let mut from = String::new();
-    loop {
-        let next = snap.jobs().range_from(&from).next().map(|(key, _)| key);
-        let Some((ns, _)) = next.and_then(|key| key.split_once('/')) else {
-            break;
-        };
-        out.insert(ns.to_owned());
-        from = format!("{ns}0");
-    }
-    out.into_iter().collect()
+    crate::namespaces::all_namespaces(snap)
+        .into_iter()
+        .map(|ns| ns.name)
+        .collect()
 }
 
 /// Jobs in `namespace` (`*`: all) whose ID starts with `prefix`, in Nomad's order (namespace,
@@ -180,12 +172,23 @@ struct View<'a> {
     namespaces: Vec<String>,
     /// Node pools: the built-ins and the stored ones, by name.
     node_pools: Vec<String>,
+    /// With `*`: the namespaces the caller may read (empty: all).
+    allowed: &'a [String],
 }
 
 impl<'a> View<'a> {
-    fn new(snap: &'a Snapshot, namespace: &'a str, contexts: &[SearchContext]) -> Self {
+    fn new(
+        snap: &'a Snapshot,
+        namespace: &'a str,
+        allowed: &'a [String],
+        contexts: &[SearchContext],
+    ) -> Self {
         let namespaces = if contexts.contains(&SearchContext::Namespaces) {
+            // Only those the caller may read, when the gateway said which.
             namespaces(snap)
+                .into_iter()
+                .filter(|n| allowed.is_empty() || allowed.contains(n))
+                .collect()
         } else {
             Vec::new()
         };
@@ -201,11 +204,13 @@ impl<'a> View<'a> {
             namespace,
             namespaces,
             node_pools,
+            allowed,
         }
     }
 
     fn in_namespace(&self, namespace: &str) -> bool {
-        self.namespace == "*" || self.namespace == namespace
+        (self.namespace == "*" || self.namespace == namespace)
+            && (self.allowed.is_empty() || self.allowed.iter().any(|n| n == namespace))
     }
 
     /// The IDs (names for jobs, namespaces and node pools) of context `ctx` from `prefix` on,
@@ -217,6 +222,7 @@ impl<'a> View<'a> {
         let ids: Vec<&str> = match ctx {
             SearchContext::Jobs => jobs_from(snap, self.namespace, prefix)
                 .into_iter()
+                .filter(|j| self.in_namespace(&j.namespace))
                 .take(max)
                 .map(|j| j.id.as_str())
                 .collect(),
@@ -288,7 +294,10 @@ impl<'a> View<'a> {
         let snap = self.snap;
         match ctx {
             SearchContext::Jobs => {
-                let jobs = jobs_from(snap, self.namespace, b"");
+                let jobs: Vec<&Job> = jobs_from(snap, self.namespace, b"")
+                    .into_iter()
+                    .filter(|j| self.in_namespace(&j.namespace))
+                    .collect();
                 acc.scan(jobs, |job| job_matches(job, text));
             }
             SearchContext::Allocs => {
@@ -547,7 +556,7 @@ impl search_server::Search for SearchService {
         let contexts = SearchContext::expand(&req.context)
             .map_err(|e| ServerError::BadRequest(e.to_string()))?;
         let snap = self.store.snapshot();
-        let view = View::new(&snap, namespace_of(&q), &contexts);
+        let view = View::new(&snap, namespace_of(&q), &q.namespaces, &contexts);
         let walk_prefix = round_down_if_odd(&req.prefix, &req.context);
         let mut matches = Vec::new();
         let mut truncations = HashMap::new();
@@ -588,7 +597,7 @@ impl search_server::Search for SearchService {
             .map_err(|e| ServerError::BadRequest(e.to_string()))?;
         let text = req.text.to_lowercase();
         let snap = self.store.snapshot();
-        let view = View::new(&snap, namespace_of(&q), &contexts);
+        let view = View::new(&snap, namespace_of(&q), &q.namespaces, &contexts);
         let walk_prefix = round_down_if_odd(&q.prefix, &req.context);
         let mut matches = Vec::new();
         let mut truncations: HashMap<String, bool> = HashMap::new();

@@ -17,6 +17,7 @@
 //! Layout: [`store`] (open, write, block), [`snapshot`], [`table`], [`txn`], [`watch`],
 //! `backend/` (PostgreSQL and SQLite), and one file per noun with its `Document` impl.
 
+mod acl;
 mod allocs;
 mod backend;
 mod deployments;
@@ -32,6 +33,7 @@ mod table;
 mod txn;
 mod watch;
 
+pub use acl::{ACL_BOOTSTRAP_KEY, secret_digest};
 pub use error::StateError;
 pub use jobs::{JobVersion, job_key, job_version_key};
 pub use node_pools::SCHEDULER_CONFIG_KEY;

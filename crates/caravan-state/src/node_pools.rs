@@ -1,10 +1,13 @@
-//! The node pools table (keyed by name) and the scheduler configuration table (one row).
+//! The node pools table (keyed by name), the namespaces table (keyed by name) and the scheduler
+//! configuration table (one row).
 //!
 //! The built-in pools `all` and `default` are not stored: they always exist, never change, and
 //! the server answers them as constants (`NodePool::built_in`). A missing scheduler
 //! configuration row means the server's default.
 
-use caravan_structs::{JobScalingEvents, JobSubmission, NodePool, SchedulerConfiguration};
+use caravan_structs::{
+    JobScalingEvents, JobSubmission, Namespace, NodePool, SchedulerConfiguration,
+};
 
 use crate::table::{Document, TableId};
 
@@ -13,6 +16,21 @@ pub const SCHEDULER_CONFIG_KEY: &str = "config";
 
 impl Document for NodePool {
     const TABLE: TableId = TableId::NodePools;
+
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+
+    crate::table::index_fields!();
+
+    fn columns(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Namespaces, keyed by name.
+impl Document for Namespace {
+    const TABLE: TableId = TableId::Namespaces;
 
     fn key(&self) -> String {
         self.name.clone()

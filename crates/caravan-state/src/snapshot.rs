@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use caravan_structs::{
-    Allocation, Deployment, Evaluation, Job, JobScalingEvents, JobSubmission, Node, NodePool,
-    PeriodicLaunch, SchedulerConfiguration,
+    AclBootstrap, AclPolicy, AclRole, AclToken, Allocation, Deployment, Evaluation, Job,
+    JobScalingEvents, JobSubmission, Namespace, Node, NodePool, OneTimeToken, PeriodicLaunch,
+    SchedulerConfiguration,
 };
 
 use crate::jobs::{JobVersion, job_key, job_version_key};
@@ -27,6 +28,12 @@ pub struct Snapshot {
     pub(crate) scaling_events: Table<JobScalingEvents>,
     pub(crate) job_submissions: Table<JobSubmission>,
     pub(crate) periodic_launches: Table<PeriodicLaunch>,
+    pub(crate) namespaces: Table<Namespace>,
+    pub(crate) acl_policies: Table<AclPolicy>,
+    pub(crate) acl_tokens: Table<AclToken>,
+    pub(crate) acl_roles: Table<AclRole>,
+    pub(crate) one_time_tokens: Table<OneTimeToken>,
+    pub(crate) acl_bootstrap: Table<AclBootstrap>,
 }
 
 impl Snapshot {
@@ -57,6 +64,62 @@ impl Snapshot {
 
     pub fn deployments(&self) -> &Table<Deployment> {
         &self.deployments
+    }
+
+    pub fn acl_policies(&self) -> &Table<AclPolicy> {
+        &self.acl_policies
+    }
+
+    pub fn acl_tokens(&self) -> &Table<AclToken> {
+        &self.acl_tokens
+    }
+
+    pub fn acl_roles(&self) -> &Table<AclRole> {
+        &self.acl_roles
+    }
+
+    pub fn one_time_tokens(&self) -> &Table<OneTimeToken> {
+        &self.one_time_tokens
+    }
+
+    /// The last ACL bootstrap, if there was one.
+    pub fn acl_bootstrap(&self) -> Option<&AclBootstrap> {
+        self.acl_bootstrap
+            .get(crate::acl::ACL_BOOTSTRAP_KEY)
+            .map(|r| &r.value)
+    }
+
+    pub fn acl_bootstrap_table(&self) -> &Table<AclBootstrap> {
+        &self.acl_bootstrap
+    }
+
+    /// The token whose secret is `secret`: found by digest, then compared in constant time.
+    pub fn acl_token_by_secret(&self, secret: &str) -> Option<&Arc<Row<AclToken>>> {
+        let digest = crate::acl::secret_digest(secret);
+        self.acl_tokens
+            .by(crate::acl::TOKENS_BY_SECRET, &digest)
+            .find(|row| {
+                crate::acl::digests_equal(&crate::acl::secret_digest(&row.value.secret_id), &digest)
+            })
+    }
+
+    /// The role named `name`.
+    pub fn acl_role_by_name(&self, name: &str) -> Option<&Arc<Row<AclRole>>> {
+        self.acl_roles.by(crate::acl::ROLES_BY_NAME, name).next()
+    }
+
+    /// The one-time tokens of the token with accessor `accessor`.
+    pub fn one_time_tokens_of<'a>(
+        &'a self,
+        accessor: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<OneTimeToken>>> + use<'a> {
+        self.one_time_tokens
+            .by(crate::acl::ONE_TIME_BY_ACCESSOR, accessor)
+    }
+
+    /// The stored namespaces (the built-in `default` is stored only once changed).
+    pub fn namespaces(&self) -> &Table<Namespace> {
+        &self.namespaces
     }
 
     /// The stored node pools (the built-ins `all` and `default` are not stored).
@@ -215,3 +278,9 @@ has_table!(SchedulerConfiguration, scheduler_config);
 has_table!(JobScalingEvents, scaling_events);
 has_table!(JobSubmission, job_submissions);
 has_table!(PeriodicLaunch, periodic_launches);
+has_table!(Namespace, namespaces);
+has_table!(AclPolicy, acl_policies);
+has_table!(AclToken, acl_tokens);
+has_table!(AclRole, acl_roles);
+has_table!(OneTimeToken, one_time_tokens);
+has_table!(AclBootstrap, acl_bootstrap);

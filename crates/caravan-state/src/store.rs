@@ -178,6 +178,14 @@ impl Store {
         self.shared.closing.send_replace(true);
     }
 
+    /// Resolves once [`Store::release_waiters`] was called: endless streams end then too.
+    pub fn released(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.shared.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|c| *c).await;
+        }
+    }
+
     /// Receives every newly published snapshot (for background loops such as heartbeats).
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.shared.snapshot.clone()
@@ -218,6 +226,12 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
     let scaling_events_idx = idx(TableId::ScalingEvents, &loaded);
     let submissions_idx = idx(TableId::JobSubmissions, &loaded);
     let launches_idx = idx(TableId::PeriodicLaunches, &loaded);
+    let namespaces_idx = idx(TableId::Namespaces, &loaded);
+    let acl_policies_idx = idx(TableId::AclPolicies, &loaded);
+    let acl_tokens_idx = idx(TableId::AclTokens, &loaded);
+    let acl_roles_idx = idx(TableId::AclRoles, &loaded);
+    let one_time_idx = idx(TableId::OneTimeTokens, &loaded);
+    let bootstrap_idx = idx(TableId::AclBootstrap, &loaded);
     Ok(Snapshot {
         index: loaded.current_index,
         nodes: decode_table(&mut loaded, nodes_idx)?,
@@ -231,6 +245,12 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
         scaling_events: decode_table(&mut loaded, scaling_events_idx)?,
         job_submissions: decode_table(&mut loaded, submissions_idx)?,
         periodic_launches: decode_table(&mut loaded, launches_idx)?,
+        namespaces: decode_table(&mut loaded, namespaces_idx)?,
+        acl_policies: decode_table(&mut loaded, acl_policies_idx)?,
+        acl_tokens: decode_table(&mut loaded, acl_tokens_idx)?,
+        acl_roles: decode_table(&mut loaded, acl_roles_idx)?,
+        one_time_tokens: decode_table(&mut loaded, one_time_idx)?,
+        acl_bootstrap: decode_table(&mut loaded, bootstrap_idx)?,
     })
 }
 

@@ -20,10 +20,16 @@ pub enum TableId {
     ScalingEvents,
     PeriodicLaunches,
     JobSubmissions,
+    Namespaces,
+    AclPolicies,
+    AclTokens,
+    AclRoles,
+    OneTimeTokens,
+    AclBootstrap,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 11] = [
+    pub const ALL: [TableId; 17] = [
         TableId::Nodes,
         TableId::Jobs,
         TableId::JobVersions,
@@ -35,6 +41,12 @@ impl TableId {
         TableId::ScalingEvents,
         TableId::PeriodicLaunches,
         TableId::JobSubmissions,
+        TableId::Namespaces,
+        TableId::AclPolicies,
+        TableId::AclTokens,
+        TableId::AclRoles,
+        TableId::OneTimeTokens,
+        TableId::AclBootstrap,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +61,12 @@ impl TableId {
             TableId::SchedulerConfig => "scheduler_config",
             TableId::ScalingEvents => "job_scaling_events",
             TableId::PeriodicLaunches => "periodic_launches",
+            TableId::Namespaces => "namespaces",
+            TableId::AclPolicies => "acl_policies",
+            TableId::AclTokens => "acl_tokens",
+            TableId::AclRoles => "acl_roles",
+            TableId::OneTimeTokens => "acl_one_time_tokens",
+            TableId::AclBootstrap => "acl_bootstrap",
             TableId::JobSubmissions => "job_submissions",
         }
     }
@@ -65,7 +83,13 @@ impl TableId {
             TableId::NodePools
             | TableId::SchedulerConfig
             | TableId::ScalingEvents
-            | TableId::JobSubmissions => &[],
+            | TableId::JobSubmissions
+            | TableId::Namespaces
+            | TableId::AclPolicies
+            | TableId::AclTokens
+            | TableId::AclRoles
+            | TableId::OneTimeTokens
+            | TableId::AclBootstrap => &[],
             TableId::PeriodicLaunches => &["namespace", "job_id"],
         }
     }

@@ -9,8 +9,12 @@
 //!   elements added or removed; lists of structs are sets of `ObjectDiff`s (`Constraint`, ...);
 //! - task groups and tasks are matched by name, and every one is listed, `None` when unchanged.
 //!
-//! Differences from Nomad: only the non-contextual form (unchanged fields of an edited object
-//! are not listed), and object names follow the JSON field names where Nomad has a few
+//! The diff is Nomad's contextual form (what plan and versions serve): inside an edited nested
+//! object, driver config or string set, the unchanged fields are listed too, as `None`, so a
+//! reader sees the change in its context. The job's, groups' and tasks' own fields are listed
+//! only when changed, as in Nomad.
+//!
+//! Difference from Nomad: object names follow the JSON field names where Nomad has a few
 //! hand-written ones.
 
 use std::collections::BTreeMap;
@@ -111,7 +115,7 @@ pub fn diff_jobs(old: Option<&Job>, new: &Job) -> JobDiff {
     let new_v = serde_json::to_value(new).ok();
     let old_m = old_v.as_ref().and_then(Value::as_object);
     let new_m = new_v.as_ref().and_then(Value::as_object);
-    let (fields, objects) = diff_struct(old_m, new_m, JOB_SKIPPED);
+    let (fields, objects) = diff_struct(old_m, new_m, JOB_SKIPPED, false);
     let groups = diff_named(
         old_m.and_then(|m| m.get("TaskGroups")),
         new_m.and_then(|m| m.get("TaskGroups")),
@@ -141,14 +145,14 @@ fn diff_group(
     old: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
 ) -> TaskGroupDiff {
-    let (fields, objects) = diff_struct(old, new, GROUP_SKIPPED);
+    let (fields, objects) = diff_struct(old, new, GROUP_SKIPPED, false);
     let tasks: Vec<TaskDiff> = diff_named(
         old.and_then(|m| m.get("Tasks")),
         new.and_then(|m| m.get("Tasks")),
     )
     .into_iter()
     .map(|(name, o, n)| {
-        let (fields, objects) = diff_struct(o, n, TASK_SKIPPED);
+        let (fields, objects) = diff_struct(o, n, TASK_SKIPPED, false);
         TaskDiff {
             r#type: presence_type(
                 o.is_some(),
@@ -226,10 +230,13 @@ fn diff_named<'a>(old: Option<&'a Value>, new: Option<&'a Value>) -> Vec<Pair<'a
 }
 
 /// The field and object diffs of two versions of one struct (either may be missing).
+/// With `contextual`, unchanged scalar fields are listed as `None` (inside edited nested
+/// objects).
 fn diff_struct(
     old: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
     skipped: &[&str],
+    contextual: bool,
 ) -> (Vec<FieldDiff>, Vec<ObjectDiff>) {
     let mut fields = Vec::new();
     let mut objects = Vec::new();
@@ -246,6 +253,9 @@ fn diff_struct(
         let ov = o.get(key).unwrap_or(&Value::Null);
         let nv = n.get(key).unwrap_or(&Value::Null);
         if ov == nv {
+            if contextual && !ov.is_object() && !ov.is_array() {
+                fields.push(unchanged_field(key, ov));
+            }
             continue;
         }
         if FLAT_MAPS.contains(&key.as_str()) {
@@ -266,12 +276,16 @@ fn object_diff(
     old: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
 ) -> Option<ObjectDiff> {
+    // Context only where something is edited: an added or deleted object lists its fields
+    // anyway.
+    let contextual = old.is_some() && new.is_some();
     let (fields, objects) = if name == "Config" {
-        (flat_fields(old, new), Vec::new())
+        (flat_fields(old, new, contextual), Vec::new())
     } else {
-        diff_struct(old, new, &[])
+        diff_struct(old, new, &[], contextual)
     };
-    if fields.is_empty() && objects.is_empty() && old.is_some() == new.is_some() {
+    let changed = fields.iter().any(|f| f.r#type != DIFF_TYPE_NONE) || !objects.is_empty();
+    if !changed && old.is_some() == new.is_some() {
         return None;
     }
     Some(ObjectDiff {
@@ -308,6 +322,12 @@ fn list_diff(key: &str, old: &Value, new: &Value) -> Vec<ObjectDiff> {
                 new: scalar_string(v),
                 ..FieldDiff::default()
             }))
+            // Context: the elements kept.
+            .chain(
+                o.iter()
+                    .filter(|v| n.contains(v))
+                    .map(|v| unchanged_field(key, v)),
+            )
             .collect();
         fields.sort_by(|a, b| (&a.old, &a.new).cmp(&(&b.old, &b.new)));
         return vec![ObjectDiff {
@@ -363,6 +383,7 @@ fn map_fields(key: &str, old: &Value, new: &Value) -> Vec<FieldDiff> {
 fn flat_fields(
     old: Option<&Map<String, Value>>,
     new: Option<&Map<String, Value>>,
+    contextual: bool,
 ) -> Vec<FieldDiff> {
     let mut o = BTreeMap::new();
     let mut n = BTreeMap::new();
@@ -378,13 +399,25 @@ fn flat_fields(
     names
         .into_iter()
         .filter_map(|k| {
-            field_diff(
-                k,
-                o.get(k).copied().unwrap_or(&Value::Null),
-                n.get(k).copied().unwrap_or(&Value::Null),
-            )
+            let ov = o.get(k).copied().unwrap_or(&Value::Null);
+            let nv = n.get(k).copied().unwrap_or(&Value::Null);
+            match field_diff(k, ov, nv) {
+                None if contextual => Some(unchanged_field(k, ov)),
+                other => other,
+            }
         })
         .collect()
+}
+
+/// A field listed for context: the same before and after.
+fn unchanged_field(name: &str, v: &Value) -> FieldDiff {
+    FieldDiff {
+        r#type: DIFF_TYPE_NONE.to_owned(),
+        name: name.to_owned(),
+        old: scalar_string(v),
+        new: scalar_string(v),
+        annotations: None,
+    }
 }
 
 fn flatten<'a>(prefix: &str, v: &'a Value, out: &mut BTreeMap<String, &'a Value>) {
@@ -519,5 +552,59 @@ mod tests {
             ("Constraint", DIFF_TYPE_ADDED)
         );
         assert_eq!(c.fields.as_ref().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn edited_objects_carry_their_unchanged_fields_as_context() {
+        let old = job(base());
+        let mut v = base();
+        v["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = json!(["2"]);
+        v["Datacenters"] = json!(["dc1", "dc2"]);
+        let d = diff_jobs(Some(&old), &job(v));
+        // The job's own unchanged fields are not listed.
+        assert!(d.fields.is_none(), "{:?}", d.fields);
+        let dcs = &d.objects.unwrap()[0];
+        let kept = dcs.fields.as_ref().unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(
+            (
+                kept[1].r#type.as_str(),
+                kept[1].old.as_str(),
+                kept[1].new.as_str()
+            ),
+            (DIFF_TYPE_NONE, "dc1", "dc1")
+        );
+        let g = &d.task_groups.unwrap()[0];
+        let task = &g.tasks.as_ref().unwrap()[0];
+        // The task's own unchanged fields (Driver) are not listed; the edited Config's are.
+        assert!(task.fields.is_none(), "{:?}", task.fields);
+        let config = task.objects.as_ref().unwrap()[0].fields.clone().unwrap();
+        let command = config.iter().find(|f| f.name == "command").unwrap();
+        assert_eq!(command.r#type, DIFF_TYPE_NONE);
+        assert_eq!(command.new, "/bin/sleep");
+        // An edited nested struct lists its other fields too.
+        let mut v = base();
+        v["TaskGroups"][0]["RestartPolicy"] = json!({"Attempts": 9});
+        let d = diff_jobs(Some(&old), &job(v));
+        let g = &d.task_groups.unwrap()[0];
+        let restart = g
+            .objects
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|o| o.name == "RestartPolicy")
+            .unwrap();
+        assert_eq!(restart.r#type, DIFF_TYPE_EDITED);
+        let fields = restart.fields.as_ref().unwrap();
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.name == "Attempts" && f.r#type == DIFF_TYPE_EDITED)
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.name == "Mode" && f.r#type == DIFF_TYPE_NONE)
+        );
     }
 }

@@ -9,6 +9,9 @@
 //!
 //! # Layout
 //!
+//! - [`acl`]: `AclPolicy`, `AclToken`, `AclRole`, `OneTimeToken`, their stubs, and the
+//!   bootstrap record.
+//! - [`agent`]: `HostData` (`/v1/agent/host`) and `LogLevel` (`/v1/agent/monitor`).
 //! - [`node`]: `Node`, `NodeListStub`, drain, driver and node resource types, and the node
 //!   endpoints' request/response bodies.
 //! - [`alloc`]: `Allocation`, `AllocListStub`, `TaskState`/`TaskEvent` (with display
@@ -20,6 +23,8 @@
 //! - [`job_diff`]: `JobDiff` (Nomad's job diff, for plans and version diffs).
 //! - [`eval`]: `Evaluation`, `EvaluationStub`.
 //! - [`deployment`]: `Deployment`, `DeploymentState`.
+//! - [`namespace`]: `Namespace` (the built-in `default`, name rules, the drivers and network
+//!   modes a namespace allows).
 //! - [`node_pool`]: `NodePool` (the built-ins `all` and `default`, Nomad's name rule).
 //! - [`operator`]: `SchedulerConfiguration` (`/v1/operator/scheduler/configuration`).
 //! - [`scaling`]: `ScalingEvent`, `JobScalingEvents`, `JobScaleStatus`.
@@ -35,6 +40,8 @@
 //!   `NetworkResource`, `Port`).
 //! - [`go_json`]: request bodies decoded as Go's `encoding/json` does (`null` is "not set",
 //!   keys match case-insensitively); every body a client sends goes through it.
+//! - [`go_shape`]: the Go types of the job blocks kept as opaque JSON (Connect, identities,
+//!   scaling, ...), checked when a job is registered so Go clients can read it back.
 //! - [`error`]: `ErrorCode`, the one table of error kinds → HTTP status and wire name.
 //! - [`time`]: `Time` (Go `time.Time`; zero is `null`), lenient duration reading, Go duration
 //!   formatting.
@@ -61,14 +68,18 @@
 //! with a short, per-type allow-list of keys newer than the samples; `tests/key_order.rs`
 //! checks every wire type's key order; `tests/roundtrip_props.rs` round-trips random values.
 
+pub mod acl;
+pub mod agent;
 pub mod alloc;
 pub mod deployment;
 pub mod error;
 pub mod eval;
 pub mod go_json;
+pub mod go_shape;
 pub mod job;
 pub mod job_defaults;
 pub mod job_diff;
+pub mod namespace;
 pub mod node;
 pub mod node_pool;
 pub mod operator;
@@ -81,6 +92,8 @@ pub mod stats;
 pub mod submission;
 pub mod time;
 
+pub use acl::*;
+pub use agent::*;
 pub use alloc::*;
 pub use deployment::*;
 pub use error::{ErrorCode, UnknownErrorCode};
@@ -88,6 +101,7 @@ pub use eval::*;
 pub use job::*;
 pub use job_defaults::*;
 pub use job_diff::*;
+pub use namespace::*;
 pub use node::*;
 pub use node_pool::*;
 pub use operator::*;

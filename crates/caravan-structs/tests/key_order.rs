@@ -31,6 +31,10 @@ macro_rules! check_all {
 #[test]
 fn every_wire_type_writes_keys_in_byte_order() {
     check_all!(
+        // agent.rs
+        HostData,
+        DiskUsage,
+        HostDataResponse,
         // alloc.rs
         Allocation,
         AllocListStub,

@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub server: ServerBlock,
     pub client: ClientBlock,
     pub database_url: Option<String>,
+    pub acl: AclBlock,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -34,6 +35,25 @@ pub struct Ports {
 pub struct ServerBlock {
     pub heartbeat_grace: Option<String>,
     pub min_heartbeat_ttl: Option<String>,
+    /// Garbage collection (Nomad's names and meaning).
+    pub eval_gc_threshold: Option<String>,
+    pub batch_eval_gc_threshold: Option<String>,
+    pub job_gc_threshold: Option<String>,
+    pub deployment_gc_threshold: Option<String>,
+    pub node_gc_threshold: Option<String>,
+    pub eval_gc_interval: Option<String>,
+    pub job_gc_interval: Option<String>,
+    pub deployment_gc_interval: Option<String>,
+    pub node_gc_interval: Option<String>,
+}
+
+/// Nomad's `acl` block.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct AclBlock {
+    pub enabled: Option<bool>,
+    pub token_min_expiration_ttl: Option<String>,
+    pub token_max_expiration_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -68,6 +68,9 @@ pub struct Common {
     /// Log filter (e.g. info, debug, caravan_server=debug).
     #[arg(long = "log-level", env = "CARAVAN_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Enforce ACLs (tokens, policies); off unless set here or in the config file.
+    #[arg(long = "acl-enabled", env = "CARAVAN_ACL_ENABLED")]
+    pub acl_enabled: bool,
 }
 
 #[derive(Debug, Clone, Args)]

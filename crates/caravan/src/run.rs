@@ -43,12 +43,8 @@ fn init_logging(common: &Common) {
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_owned());
-    let _ = tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_target(false)
-        .try_init();
+    // stderr at `filter`; `/v1/agent/monitor` subscribers at the level each asks for.
+    caravan_telemetry::init_logging(&filter);
 }
 
 fn load_file(common: &Common) -> anyhow::Result<FileConfig> {
@@ -89,6 +85,98 @@ fn apply_heartbeat_settings(
         cfg.failover_heartbeat_ttl = d;
     }
     Ok(())
+}
+
+/// The garbage collector's thresholds and intervals from the config file's `server` block.
+fn apply_gc_settings(cfg: &mut ServerConfig, file: &FileConfig) -> anyhow::Result<()> {
+    let server = &file.server;
+    let gc = &mut cfg.gc;
+    for (name, value, slot) in [
+        (
+            "eval_gc_threshold",
+            &server.eval_gc_threshold,
+            &mut gc.eval_threshold,
+        ),
+        (
+            "batch_eval_gc_threshold",
+            &server.batch_eval_gc_threshold,
+            &mut gc.batch_eval_threshold,
+        ),
+        (
+            "job_gc_threshold",
+            &server.job_gc_threshold,
+            &mut gc.job_threshold,
+        ),
+        (
+            "deployment_gc_threshold",
+            &server.deployment_gc_threshold,
+            &mut gc.deployment_threshold,
+        ),
+        (
+            "node_gc_threshold",
+            &server.node_gc_threshold,
+            &mut gc.node_threshold,
+        ),
+        (
+            "eval_gc_interval",
+            &server.eval_gc_interval,
+            &mut gc.eval_interval,
+        ),
+        (
+            "job_gc_interval",
+            &server.job_gc_interval,
+            &mut gc.job_interval,
+        ),
+        (
+            "deployment_gc_interval",
+            &server.deployment_gc_interval,
+            &mut gc.deployment_interval,
+        ),
+        (
+            "node_gc_interval",
+            &server.node_gc_interval,
+            &mut gc.node_interval,
+        ),
+    ] {
+        if let Some(d) = duration_setting(name, &None, value)? {
+            *slot = d;
+        }
+    }
+    Ok(())
+}
+
+/// The ACL settings: `-acl-enabled` or the config file's `acl` block; the bootstrap reset file
+/// lives in `<data_dir>/server/`.
+fn acl_config(
+    common: &Common,
+    file: &FileConfig,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<caravan_server::acl::AclConfig> {
+    let mut acl = caravan_server::acl::AclConfig {
+        enabled: common.acl_enabled || file.acl.enabled.unwrap_or(false),
+        bootstrap_reset_file: data_dir.map(|d| d.join("server").join("acl-bootstrap-reset")),
+        ..caravan_server::acl::AclConfig::default()
+    };
+    // Nomad takes the bounds only when non-zero.
+    if let Some(d) = duration_setting(
+        "token_min_expiration_ttl",
+        &None,
+        &file.acl.token_min_expiration_ttl,
+    )?
+    .filter(|d| !d.is_zero())
+    {
+        acl.token_min_expiration_ttl = d;
+    }
+    if let Some(d) = duration_setting(
+        "token_max_expiration_ttl",
+        &None,
+        &file.acl.token_max_expiration_ttl,
+    )?
+    .filter(|d| !d.is_zero())
+    {
+        acl.token_max_expiration_ttl = d;
+    }
+    Ok(acl)
 }
 
 /// Each setting below: the flag (or its `CARAVAN_*` variable), else the config file, else the
@@ -285,6 +373,8 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
         [&args.min_heartbeat_ttl, &args.heartbeat_grace, &None],
         &file,
     )?;
+    apply_gc_settings(&mut server_cfg, &file)?;
+    server_cfg.acl = acl_config(common, &file, Some(&data_dir))?;
     let (stop, stopped) = shutdown_channel();
     let server = Server::start(store, server_cfg);
     let server_task = tokio::spawn(server.serve(rpc_listener, stopped()));
@@ -479,6 +569,8 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         ],
         &file,
     )?;
+    apply_gc_settings(&mut cfg, &file)?;
+    cfg.acl = acl_config(common, &file, data_dir(common, &file).as_deref())?;
     let store = open_store(&db_url).await?;
     tracing::info!(database = %redact(&db_url), rpc = %local, advertise = %advertise, "server started");
     println!("==> Caravan server started; gRPC on {local}");

@@ -4,7 +4,10 @@
 //! - caravan-state is the only crate with sqlx (test fixtures aside); the gateway and the agent
 //!   never reach it, even transitively;
 //! - caravan-gateway reaches the server and agents only through caravan-proto (it also uses
-//!   the structs model and the pure jobspec parser);
+//!   the structs model, the pure jobspec parser, the pure ACL language and caravan-telemetry
+//!   for itself);
+//! - caravan-acl is pure: no workspace crate, no tokio/tonic/sqlx/axum;
+//! - caravan-telemetry, shared by every process, depends on caravan-structs only;
 //! - caravan-isolation and caravan-api depend on no workspace crate;
 //! - every crate takes the workspace lints (`unsafe_code = "forbid"`), except caravan-isolation.
 
@@ -201,10 +204,40 @@ fn gateway_talks_only_through_proto() {
     for d in &deps {
         assert!(
             // The jobspec parser is pure (structs only): the gateway parses HCL itself, as
-            // Nomad's HTTP agent does.
-            ["caravan-proto", "caravan-structs", "caravan-jobspec"].contains(&d.as_str()),
+            // Nomad's HTTP agent does. The ACL language is pure too: it enforces routes.
+            // Telemetry is the gateway's own process (its log lines, its host), not a path
+            // to another service.
+            [
+                "caravan-proto",
+                "caravan-structs",
+                "caravan-jobspec",
+                "caravan-acl",
+                "caravan-telemetry",
+            ]
+            .contains(&d.as_str()),
             "gateway depends on {d}"
         );
+    }
+}
+
+#[test]
+fn acl_is_pure() {
+    let ws = workspace();
+    if ws.deps.contains_key("caravan-acl") {
+        assert!(ws.workspace_deps("caravan-acl").is_empty());
+        let reach = ws.reaches("caravan-acl");
+        for banned in ["tokio", "tonic", "sqlx", "axum"] {
+            assert!(!reach.contains(banned), "caravan-acl reaches {banned}");
+        }
+    }
+}
+
+#[test]
+fn telemetry_depends_on_structs_only() {
+    let ws = workspace();
+    if ws.deps.contains_key("caravan-telemetry") {
+        let deps = ws.workspace_deps("caravan-telemetry");
+        assert!(deps.iter().all(|d| d == "caravan-structs"), "{deps:?}");
     }
 }
 

@@ -52,6 +52,7 @@ pub(super) async fn read(
     if resp.alloc_json.is_empty() {
         return Err(ApiError::not_found("alloc not found").with_meta(resp.meta));
     }
+    crate::authz::check_object_namespace(&resp.namespace)?;
     Ok(JsonResponse::raw(resp.alloc_json)
         .meta(resp.meta)
         .pretty(q.pretty)
@@ -70,6 +71,18 @@ pub(super) async fn stop(
     let reschedule = q
         .bool_param("reschedule", false)
         .map_err(ApiError::bad_request)?;
+    let found = state
+        .allocs()
+        .get_alloc(v1::GetAllocRequest {
+            alloc_id: alloc_id.clone(),
+            query: None,
+        })
+        .await?
+        .into_inner();
+    if found.alloc_json.is_empty() {
+        return Err(ApiError::not_found("allocation not found"));
+    }
+    crate::authz::check_object_namespace(&found.namespace)?;
     let resp = state
         .allocs()
         .stop_alloc(v1::StopAllocRequest {

@@ -15,13 +15,25 @@ use crate::error::ApiError;
 use crate::query::{Query, UuidPath, validate_uuid};
 use crate::response::JsonResponse;
 
+/// The agent running an allocation, once the caller may act on it (the route's capability in
+/// the allocation's namespace).
 pub(super) async fn alloc_target(
     state: &AppState,
     alloc_id: &str,
 ) -> Result<AgentTarget, ApiError> {
+    Ok(alloc_and_target(state, alloc_id).await?.1)
+}
+
+/// The allocation and its agent, once the caller may act on it.
+pub(super) async fn alloc_and_target(
+    state: &AppState,
+    alloc_id: &str,
+) -> Result<(caravan_structs::Allocation, AgentTarget), ApiError> {
     validate_uuid(alloc_id, "alloc")?;
     let alloc = agents::alloc(state, alloc_id).await?;
-    agents::node_agent(state, &alloc.node_id).await
+    crate::authz::check_object_namespace(&alloc.namespace)?;
+    let target = agents::node_agent(state, &alloc.node_id).await?;
+    Ok((alloc, target))
 }
 
 /// The node a node-scoped request is for: `node_id` (query, else `body_node_id`), else the
@@ -137,21 +149,24 @@ pub(super) async fn restart(
     index_zero(q.pretty)
 }
 
-/// Nomad answers a successful GC with 200 and an empty body.
+/// Nomad answers a successful client GC with 200 and an empty body.
 fn empty_ok() -> Response {
     http::StatusCode::OK.into_response()
 }
 
+/// `{"Index":0}` rather than Nomad's empty body: the Go package's `Allocations.GC` decodes the
+/// answer into a struct, and Go's decoder refuses an empty body.
 pub(super) async fn gc(
     State(state): State<AppState>,
     Path(UuidPath(alloc_id)): Path<UuidPath>,
+    q: Query,
 ) -> Result<Response, ApiError> {
     let target = alloc_target(&state, &alloc_id).await?;
     client(&state, &target)?
         .collect_alloc(v1::CollectAllocRequest { alloc_id })
         .await
         .map_err(|s| agent_error(&target, s))?;
-    Ok(empty_ok())
+    index_zero(q.pretty)
 }
 
 pub(super) async fn gc_all(State(state): State<AppState>, q: Query) -> Result<Response, ApiError> {

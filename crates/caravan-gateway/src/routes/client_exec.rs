@@ -25,10 +25,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 use crate::AppState;
+use crate::acl::Capability;
 use crate::agents::{AgentTarget, agent_error};
 use crate::error::ApiError;
 use crate::query::{Query, UuidPath};
-use crate::routes::client_allocs::alloc_target;
+use crate::routes::client_allocs::alloc_and_target;
 
 /// An idle session still sends a frame this often, so proxies keep it open.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -102,11 +103,20 @@ pub(super) async fn exec(
     if params.handshake {
         let header_token = q.token;
         return Ok(upgrade.on_upgrade(move |mut socket| async move {
-            if let Err(e) = handshake(&mut socket, &header_token).await {
-                close(&mut socket, e.status.as_u16(), &e.message).await;
-                return;
-            }
-            match open_session(&state, setup).await {
+            let authz = match handshake(&mut socket, &header_token).await {
+                Ok(token) => {
+                    crate::authz::for_token(&state, &token, Capability::ObjectNamespace(EXEC)).await
+                }
+                Err(e) => Err(e),
+            };
+            let authz = match authz {
+                Ok(authz) => authz,
+                Err(e) => {
+                    close(&mut socket, e.status.as_u16(), &e.message).await;
+                    return;
+                }
+            };
+            match crate::authz::scope(authz, open_session(&state, setup)).await {
                 Ok(session) => bridge(socket, session).await,
                 Err(e) => close(&mut socket, e.status.as_u16(), &e.message).await,
             }
@@ -122,10 +132,33 @@ struct Session {
     target: AgentTarget,
     input: mpsc::Sender<ExecRequest>,
     output: Streaming<ExecResponse>,
+    /// Resolves once the caller's token may no longer exec here: the session ends.
+    revoked: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
+/// The capability exec needs in the allocation's namespace (and `alloc-node-exec` too for a
+/// task without filesystem isolation).
+const EXEC: &[&str] = &["alloc-exec"];
+
 async fn open_session(state: &AppState, setup: ExecSetup) -> Result<Session, ApiError> {
-    let target = alloc_target(state, &setup.alloc_id).await?;
+    let (alloc, target) = alloc_and_target(state, &setup.alloc_id).await?;
+    let driver = alloc
+        .job
+        .as_ref()
+        .and_then(|job| job.lookup_task_group(&alloc.task_group))
+        .and_then(|tg| {
+            let tasks = tg.tasks.as_deref().unwrap_or_default();
+            match setup.task.as_str() {
+                "" if tasks.len() == 1 => tasks.first(),
+                name => tasks.iter().find(|t| t.name == name),
+            }
+        })
+        .map(|t| t.driver.as_str())
+        .unwrap_or_default();
+    if driver == "raw_exec" {
+        crate::authz::check_also(&alloc.namespace, "alloc-node-exec")?;
+    }
+    let revoked = Box::pin(crate::authz::revocation(state, &alloc.namespace));
     let (input, requests) = mpsc::channel(INPUT_WINDOW);
     let first = ExecRequest {
         msg: Some(exec_request::Msg::Setup(setup)),
@@ -145,6 +178,7 @@ async fn open_session(state: &AppState, setup: ExecSetup) -> Result<Session, Api
             target,
             input,
             output,
+            revoked,
         }),
         Ok(_) => Err(ApiError::internal(
             "exec: the agent did not start the command",
@@ -161,7 +195,8 @@ struct Handshake {
     auth_token: String,
 }
 
-async fn handshake(socket: &mut WebSocket, header_token: &str) -> Result<(), ApiError> {
+/// Reads the handshake frame; answers the token it carries (it replaces the header's).
+async fn handshake(socket: &mut WebSocket, header_token: &str) -> Result<String, ApiError> {
     let frame = tokio::time::timeout(HANDSHAKE_TIMEOUT, next_payload(socket))
         .await
         .map_err(|_| ApiError::bad_request("no handshake frame within 30s"))?
@@ -179,8 +214,7 @@ async fn handshake(socket: &mut WebSocket, header_token: &str) -> Result<(), Api
             "handshake auth token mismatched auth header token",
         ));
     }
-    // ACL enforcement (a later issue) takes the token from here.
-    Ok(())
+    Ok(hs.auth_token)
 }
 
 /// The payload of the next data frame; `None` once the client closed or the connection broke.
@@ -291,6 +325,7 @@ async fn bridge(socket: WebSocket, session: Session) {
         target,
         input,
         mut output,
+        mut revoked,
     } = session;
     let (mut sink, mut stream) = socket.split();
     // A malformed frame's reason, sent before the reader drops `input` (which ends the
@@ -380,6 +415,11 @@ async fn bridge(socket: WebSocket, session: Session) {
                 if sink.send(Message::Text(Utf8Bytes::from_static("{}"))).await.is_err() {
                     break;
                 }
+            }
+            () = &mut revoked => {
+                let reason = crate::authz::PERMISSION_DENIED;
+                let _ = sink.send(close_message(close_code::POLICY, reason)).await;
+                break;
             }
         }
     }

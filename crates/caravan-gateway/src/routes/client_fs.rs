@@ -14,7 +14,7 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Map, Value};
 
-use super::client_allocs::alloc_target;
+use super::client_allocs::{alloc_and_target, alloc_target};
 use crate::AppState;
 use crate::agents::{AgentTarget, agent_error};
 use crate::error::ApiError;
@@ -133,7 +133,7 @@ pub(super) async fn stat(
 }
 
 /// Headers of untrusted file content: no sniffing, no scripts (Nomad's noxssrw).
-fn untrusted(resp: &mut Response) {
+pub(super) fn untrusted(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -150,7 +150,7 @@ fn untrusted(resp: &mut Response) {
 }
 
 /// Streamed responses: reverse proxies must pass them through as they come.
-fn streaming(resp: &mut Response, content_type: &'static str) {
+pub(super) fn streaming(resp: &mut Response, content_type: &'static str) {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert("X-Accel-Buffering", HeaderValue::from_static("no"));
@@ -238,7 +238,7 @@ pub(super) async fn readat(
 }
 
 /// A frame as Nomad's JSON (keys sorted, empty ones left out; a heartbeat is `{}`).
-fn frame_json(f: &v1::StreamFrame) -> Bytes {
+pub(super) fn frame_json(f: &v1::StreamFrame) -> Bytes {
     let mut m = Map::new();
     if !f.data.is_empty() {
         m.insert(
@@ -262,8 +262,15 @@ fn frame_json(f: &v1::StreamFrame) -> Bytes {
 
 /// The frames of an agent stream as a streamed response: JSON frames, or with `plain` only the
 /// data, as untrusted text. An error after the first byte can only end the stream.
-fn frames_response(stream: tonic::Streaming<v1::StreamFrame>, plain: bool) -> Response {
+/// The frames as the HTTP answer; it ends early once `revoked` resolves (the caller's token
+/// lost the right to read them).
+fn frames_response(
+    stream: tonic::Streaming<v1::StreamFrame>,
+    plain: bool,
+    revoked: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Response {
     let bytes = stream
+        .take_until(revoked)
         .take_while(|r| futures::future::ready(r.is_ok()))
         .filter_map(move |r| {
             let out = match r {
@@ -292,7 +299,8 @@ pub(super) async fn stream(
     let follow = bool_param(&q, "follow", true)?;
     let offset = offset_param(&q)?;
     let origin_end = origin_end(&q)?;
-    let target = alloc_target(&state, &alloc_id).await?;
+    let (alloc, target) = alloc_and_target(&state, &alloc_id).await?;
+    let revoked = crate::authz::revocation(&state, &alloc.namespace);
     let frames = client(&state, &target)?
         .stream_file(v1::StreamFileRequest {
             alloc_id,
@@ -304,7 +312,7 @@ pub(super) async fn stream(
         .await
         .map_err(|s| agent_error(&target, s))?
         .into_inner();
-    Ok(frames_response(frames, false))
+    Ok(frames_response(frames, false, revoked))
 }
 
 pub(super) async fn logs(
@@ -329,7 +337,8 @@ pub(super) async fn logs(
     let plain = bool_param(&q, "plain", false)?;
     let offset = offset_param(&q)?;
     let origin_end = origin_end(&q)?;
-    let target = alloc_target(&state, &alloc_id).await?;
+    let (alloc, target) = alloc_and_target(&state, &alloc_id).await?;
+    let revoked = crate::authz::revocation(&state, &alloc.namespace);
     let frames = client(&state, &target)?
         .stream_logs(v1::StreamLogsRequest {
             alloc_id,
@@ -342,7 +351,7 @@ pub(super) async fn logs(
         .await
         .map_err(|s| agent_error(&target, s))?
         .into_inner();
-    Ok(frames_response(frames, plain))
+    Ok(frames_response(frames, plain, revoked))
 }
 
 /// Any other `/v1/client/fs/...` path: Nomad's 404 "Invalid method", or a 400 when the

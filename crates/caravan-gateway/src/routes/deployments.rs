@@ -40,6 +40,9 @@ pub(super) async fn read(
     if resp.deployment_json.is_empty() {
         return Err(ApiError::not_found("deployment not found").with_meta(resp.meta));
     }
+    // Nomad checks read-job in the request's namespace (the layer did) and in the
+    // deployment's own.
+    crate::authz::check_also(&resp.namespace, "read-job")?;
     Ok(JsonResponse::raw(resp.deployment_json)
         .meta(resp.meta)
         .pretty(q.pretty)

@@ -48,6 +48,9 @@ pub(super) async fn read(
     if resp.eval_json.is_empty() {
         return Err(ApiError::not_found("eval not found").with_meta(resp.meta));
     }
+    // Nomad checks read-job in the request's namespace (the layer did) and in the
+    // evaluation's own.
+    crate::authz::check_also(&resp.namespace, "read-job")?;
     Ok(JsonResponse::raw(resp.eval_json)
         .meta(resp.meta)
         .pretty(q.pretty)

@@ -1,6 +1,7 @@
 //! The route table: every path, its methods, its handler and the ACL capability the spec names
 //! for it. One file per noun below.
 
+mod acl;
 mod agent;
 mod allocs;
 mod client_allocs;
@@ -12,6 +13,7 @@ mod evals;
 mod job_actions;
 mod jobs;
 mod jobs_parse;
+mod namespaces;
 mod node_pools;
 mod nodes;
 mod operator;
@@ -20,8 +22,9 @@ mod scaling;
 mod search;
 mod status;
 
+use axum::RequestExt;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -99,7 +102,7 @@ fn table() -> RouteTable {
         .route(
             GET,
             "/v1/node/pools",
-            NodePool("read"),
+            Authenticated,
             handler!(GET, node_pools::list),
         )
         .route(
@@ -203,13 +206,13 @@ fn table() -> RouteTable {
         .route(
             GET,
             "/v1/allocation/{alloc_id}",
-            Namespace("read-job"),
+            ObjectNamespace(&["read-job"]),
             handler!(GET, allocs::read),
         )
         .route(
             PUT_POST,
             "/v1/allocation/{alloc_id}/stop",
-            Namespace("alloc-lifecycle"),
+            ObjectNamespace(&["alloc-lifecycle"]),
             handler!(PUT_POST, allocs::stop),
         )
         // Deployments.
@@ -380,26 +383,26 @@ fn table() -> RouteTable {
         .route(
             PUT_POST,
             "/v1/client/allocation/{alloc_id}/signal",
-            Namespace("alloc-lifecycle"),
+            ObjectNamespace(&["alloc-lifecycle"]),
             handler!(PUT_POST, client_allocs::signal),
         )
         .route(
             GET_PUT_POST,
             "/v1/client/allocation/{alloc_id}/restart",
-            Namespace("alloc-lifecycle"),
+            ObjectNamespace(&["alloc-lifecycle"]),
             handler!(GET_PUT_POST, client_allocs::restart),
         )
         .route(
             GET_PUT_POST,
             "/v1/client/allocation/{alloc_id}/gc",
-            Namespace("gc-allocation"),
+            ObjectNamespace(&["submit-job"]),
             handler!(GET_PUT_POST, client_allocs::gc),
         )
         // An interactive command in a task, over a WebSocket (seeds/001 "Exec Allocation").
         .route(
             GET,
             "/v1/client/allocation/{alloc_id}/exec",
-            Namespace("alloc-exec"),
+            ObjectNamespace(&["alloc-exec"]),
             handler!(GET, client_exec::exec),
         )
         .route(
@@ -418,7 +421,7 @@ fn table() -> RouteTable {
         .route(
             GET_PUT_POST,
             "/v1/client/allocation/{alloc_id}/stats",
-            Namespace("read-job"),
+            ObjectNamespace(&["read-job"]),
             handler!(GET_PUT_POST, client_stats::alloc_stats),
         )
         .route(
@@ -437,37 +440,37 @@ fn table() -> RouteTable {
         .route(
             GET,
             "/v1/client/fs/ls/{alloc_id}",
-            Namespace("read-fs"),
+            ObjectNamespace(&["read-fs"]),
             handler!(GET, client_fs::ls),
         )
         .route(
             GET,
             "/v1/client/fs/stat/{alloc_id}",
-            Namespace("read-fs"),
+            ObjectNamespace(&["read-fs"]),
             handler!(GET, client_fs::stat),
         )
         .route(
             GET,
             "/v1/client/fs/cat/{alloc_id}",
-            Namespace("read-fs"),
+            ObjectNamespace(&["read-fs"]),
             handler!(GET, client_fs::cat),
         )
         .route(
             GET,
             "/v1/client/fs/readat/{alloc_id}",
-            Namespace("read-fs"),
+            ObjectNamespace(&["read-fs"]),
             handler!(GET, client_fs::readat),
         )
         .route(
             GET,
             "/v1/client/fs/stream/{alloc_id}",
-            Namespace("read-fs"),
+            ObjectNamespace(&["read-fs"]),
             handler!(GET, client_fs::stream),
         )
         .route(
             GET,
             "/v1/client/fs/logs/{alloc_id}",
-            Namespace("read-logs"),
+            ObjectNamespace(&["read-logs", "read-fs"]),
             handler!(GET, client_fs::logs),
         )
         .route(
@@ -488,6 +491,165 @@ fn table() -> RouteTable {
             "/v1/operator/scheduler/configuration",
             OperatorWrite,
             handler!(PUT_POST, operator::update),
+        )
+        // ACLs: the server decides what each caller may do.
+        .route(
+            PUT_POST,
+            "/v1/acl/bootstrap",
+            AclEndpoint,
+            handler!(PUT_POST, acl::bootstrap),
+        )
+        .route(
+            GET,
+            "/v1/acl/policies",
+            AclEndpoint,
+            handler!(GET, acl::list_policies),
+        )
+        .route(
+            GET,
+            "/v1/acl/policy/{name}",
+            AclEndpoint,
+            handler!(GET, acl::read_policy),
+        )
+        .route(
+            PUT_POST,
+            "/v1/acl/policy/{name}",
+            AclEndpoint,
+            handler!(PUT_POST, acl::upsert_policy),
+        )
+        .route(
+            DELETE,
+            "/v1/acl/policy/{name}",
+            AclEndpoint,
+            handler!(DELETE, acl::delete_policy),
+        )
+        .route(
+            GET,
+            "/v1/acl/tokens",
+            AclEndpoint,
+            handler!(GET, acl::list_tokens),
+        )
+        .route(
+            PUT_POST,
+            "/v1/acl/token",
+            AclEndpoint,
+            handler!(PUT_POST, acl::create_token),
+        )
+        .route(
+            GET,
+            "/v1/acl/token/self",
+            AclEndpoint,
+            handler!(GET, acl::token_self),
+        )
+        .route(
+            PUT_POST,
+            "/v1/acl/token/onetime",
+            AclEndpoint,
+            handler!(PUT_POST, acl::create_one_time_token),
+        )
+        .route(
+            PUT_POST,
+            "/v1/acl/token/onetime/exchange",
+            AclEndpoint,
+            handler!(PUT_POST, acl::exchange_one_time_token),
+        )
+        .route(
+            GET,
+            "/v1/acl/token/{accessor_id}",
+            AclEndpoint,
+            handler!(GET, acl::read_token),
+        )
+        .route(
+            PUT_POST,
+            "/v1/acl/token/{accessor_id}",
+            AclEndpoint,
+            handler!(PUT_POST, acl::update_token),
+        )
+        .route(
+            DELETE,
+            "/v1/acl/token/{accessor_id}",
+            AclEndpoint,
+            handler!(DELETE, acl::delete_token),
+        )
+        .route(
+            GET,
+            "/v1/acl/roles",
+            AclEndpoint,
+            handler!(GET, acl::list_roles),
+        )
+        .route(
+            PUT_POST,
+            "/v1/acl/role",
+            AclEndpoint,
+            handler!(PUT_POST, acl::create_role),
+        )
+        .route(
+            GET,
+            "/v1/acl/role/name/{name}",
+            AclEndpoint,
+            handler!(GET, acl::read_role_by_name),
+        )
+        .route(
+            GET,
+            "/v1/acl/role/{role_id}",
+            AclEndpoint,
+            handler!(GET, acl::read_role),
+        )
+        .route(
+            PUT_POST,
+            "/v1/acl/role/{role_id}",
+            AclEndpoint,
+            handler!(PUT_POST, acl::update_role),
+        )
+        .route(
+            DELETE,
+            "/v1/acl/role/{role_id}",
+            AclEndpoint,
+            handler!(DELETE, acl::delete_role),
+        )
+        // Namespaces.
+        .route(
+            GET,
+            "/v1/namespaces",
+            Authenticated,
+            handler!(GET, namespaces::list),
+        )
+        .route(
+            PUT_POST,
+            "/v1/namespace",
+            Management,
+            handler!(PUT_POST, namespaces::upsert),
+        )
+        .route(
+            GET,
+            "/v1/namespace/{name}",
+            NamespaceAny,
+            handler!(GET, namespaces::read),
+        )
+        .route(
+            PUT_POST,
+            "/v1/namespace/{name}",
+            Management,
+            handler!(PUT_POST, namespaces::upsert_at),
+        )
+        .route(
+            DELETE,
+            "/v1/namespace/{name}",
+            Management,
+            handler!(DELETE, namespaces::delete),
+        )
+        // Cluster maintenance.
+        .route(
+            &[Method::PUT],
+            "/v1/system/gc",
+            Management,
+            handler!(&[Method::PUT], operator::system_gc),
+        )
+        .route(
+            &[Method::PUT],
+            "/v1/system/reconcile/summaries",
+            Management,
+            handler!(&[Method::PUT], operator::reconcile_summaries),
         )
         // Search (the CLI resolves ID prefixes with it). Nomad checks the capability of each
         // context searched (node:read for nodes, read-job for jobs and their objects, ...);
@@ -526,6 +688,13 @@ fn table() -> RouteTable {
             handler!(GET, agent::members),
         )
         .route(GET, "/v1/agent/health", None, handler!(GET, agent::health))
+        .route(GET, "/v1/agent/host", AgentRead, handler!(GET, agent::host))
+        .route(
+            GET,
+            "/v1/agent/monitor",
+            AgentRead,
+            handler!(GET, agent::monitor),
+        )
 }
 
 /// Every declared route (for tests and documentation).
@@ -538,20 +707,78 @@ pub fn specs() -> Vec<RouteSpec> {
 pub fn router(state: AppState) -> Router {
     let RouteTable { router, specs } = table();
     let specs = std::sync::Arc::new(specs);
-    router
+    let routed: Router = router
         .route("/", axum::routing::any(root_redirect))
         .method_not_allowed_fallback(invalid_method)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| {
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            move |State(state): State<AppState>, req: Request, next: Next| {
                 let specs = specs.clone();
-                async move { attach_capability(&specs, req, next).await }
+                async move { enforce(&specs, state, req, next).await }
             },
         ))
-        .with_state(state)
+        .with_state(state);
+    let inner = routed.clone();
+    routed.fallback(move |req: Request| {
+        let inner = inner.clone();
+        async move {
+            match escape_job_id_slashes(req.uri()) {
+                Some(uri) => {
+                    let mut req = req;
+                    *req.uri_mut() = uri;
+                    match tower::ServiceExt::oneshot(inner, req).await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    }
+                }
+                None => not_found().await.into_response(),
+            }
+        }
+    })
 }
 
-async fn attach_capability(specs: &[RouteSpec], mut req: Request, next: Next) -> Response {
+/// What may follow a job ID under `/v1/job/`, in the order Nomad tries them.
+const JOB_PATH_SUFFIXES: &[&str] = &[
+    "/evaluate",
+    "/allocations",
+    "/evaluations",
+    "/periodic/force",
+    "/plan",
+    "/summary",
+    "/dispatch",
+    "/versions",
+    "/revert",
+    "/deployments",
+    "/deployment",
+    "/stable",
+    "/scale",
+    "/services",
+    "/submission",
+];
+
+/// Job IDs may hold `/` (dispatched and periodic children), and clients such as python-nomad
+/// send them unescaped. Nomad reads the ID as everything between `/v1/job/` and a known
+/// suffix; this rewrites such a path to the escaped ID (`a%2Fb`) the routes match.
+fn escape_job_id_slashes(uri: &Uri) -> Option<Uri> {
+    let rest = uri.path().strip_prefix("/v1/job/")?;
+    let (id, suffix) = JOB_PATH_SUFFIXES
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix).map(|id| (id, *suffix)))
+        .unwrap_or((rest, ""));
+    if !id.contains('/') || id.starts_with('/') || id.ends_with('/') {
+        return None;
+    }
+    let mut path = format!("/v1/job/{}{suffix}", id.replace('/', "%2F"));
+    if let Some(q) = uri.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    path.parse().ok()
+}
+
+/// Finds the route's declared capability and has the enforcement layer check it.
+async fn enforce(specs: &[RouteSpec], state: AppState, mut req: Request, next: Next) -> Response {
     let capability = req
         .extensions()
         .get::<MatchedPath>()
@@ -564,7 +791,12 @@ async fn attach_capability(specs: &[RouteSpec], mut req: Request, next: Next) ->
     if let Some(cap) = capability {
         req.extensions_mut().insert(RequiredCapability(cap));
     }
-    next.run(req).await
+    // The first path parameter names the pool or namespace the route acts on.
+    let path_name = match req.extract_parts::<RawPathParams>().await {
+        Ok(params) => params.iter().next().map(|(_, v)| v.to_owned()),
+        Err(_) => None,
+    };
+    crate::authz::authorize(state, capability, path_name, req, next).await
 }
 
 async fn root_redirect(uri: Uri) -> Redirect {
@@ -611,7 +843,12 @@ mod tests {
             );
         }
         assert_eq!(cap("/v1/jobs"), Capability::Namespace("list-jobs"));
-        assert_eq!(cap("/v1/node/pools"), Capability::NodePool("read"));
+        // The pool list is filtered to the pools the token may read, not refused.
+        assert_eq!(cap("/v1/node/pools"), Capability::Authenticated);
+        assert_eq!(
+            cap("/v1/node/pool/{pool_name}"),
+            Capability::NodePool("read")
+        );
         let op = |m: Method| {
             specs
                 .iter()
@@ -625,9 +862,11 @@ mod tests {
         assert_eq!(cap("/v1/search"), Capability::Namespace("read-job"));
         assert_eq!(cap("/v1/search/fuzzy"), Capability::Namespace("read-job"));
         assert_eq!(cap("/v1/client/stats"), Capability::NodeRead);
+        assert_eq!(cap("/v1/agent/host"), Capability::AgentRead);
+        assert_eq!(cap("/v1/agent/monitor"), Capability::AgentRead);
         assert_eq!(
             cap("/v1/client/allocation/{alloc_id}/stats"),
-            Capability::Namespace("read-job")
+            Capability::ObjectNamespace(&["read-job"])
         );
         let meta = |m: Method| {
             specs
@@ -650,5 +889,30 @@ mod tests {
             declared,
             "a path and method are declared twice"
         );
+    }
+
+    #[test]
+    fn unescaped_job_ids_are_read_up_to_the_suffix() {
+        let rewrite = |p: &str| escape_job_id_slashes(&p.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(
+            rewrite("/v1/job/p/dispatch-1-ab"),
+            Some("/v1/job/p%2Fdispatch-1-ab".to_owned())
+        );
+        assert_eq!(
+            rewrite("/v1/job/p/dispatch-1-ab/allocations?all=true"),
+            Some("/v1/job/p%2Fdispatch-1-ab/allocations?all=true".to_owned())
+        );
+        assert_eq!(
+            rewrite("/v1/job/a/b/c/periodic/force"),
+            Some("/v1/job/a%2Fb%2Fc/periodic/force".to_owned())
+        );
+        // Nothing to escape, or not a job path: no rewrite (a plain 404).
+        assert_eq!(
+            rewrite("/v1/job/a/nope"),
+            Some("/v1/job/a%2Fnope".to_owned())
+        );
+        assert_eq!(rewrite("/v1/job/a"), None);
+        assert_eq!(rewrite("/v1/job//x"), None);
+        assert_eq!(rewrite("/v1/jobs/a/b"), None);
     }
 }

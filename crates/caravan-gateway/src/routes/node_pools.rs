@@ -4,21 +4,12 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use caravan_proto::v1;
 use caravan_structs::NodePool;
-use http::{HeaderValue, StatusCode};
 
 use crate::AppState;
 use crate::body::GoJson;
 use crate::error::ApiError;
 use crate::query::Query;
-use crate::response::JsonResponse;
-
-/// A write answered as Nomad does: no body, the index in `X-Nomad-Index`.
-fn written(index: u64) -> Response {
-    let mut resp = StatusCode::OK.into_response();
-    resp.headers_mut()
-        .insert("x-nomad-index", HeaderValue::from(index));
-    resp
-}
+use crate::response::{JsonResponse, written};
 
 /// These lists take no `prefix`: it would be ambiguous between the pool and what it holds.
 fn refuse_prefix(q: &Query) -> Result<(), ApiError> {
@@ -37,7 +28,11 @@ pub(super) async fn list(State(state): State<AppState>, q: Query) -> Result<Resp
         })
         .await?
         .into_inner();
-    Ok(JsonResponse::array(resp.json)
+    // Only the pools the token may read (Nomad filters the list the same way).
+    let visible = crate::authz::visible_by_name(resp.json, |acl, name| {
+        acl.allow_node_pool_operation(name, "read")
+    });
+    Ok(JsonResponse::array(visible)
         .meta(resp.meta)
         .pretty(q.pretty)
         .into_response())

@@ -1,5 +1,6 @@
 //! `/v1/operator/scheduler/configuration`: read and replace the scheduler configuration, with
-//! `?cas=<ModifyIndex>` check-and-set.
+//! `?cas=<ModifyIndex>` check-and-set. `/v1/system/gc` and `/v1/system/reconcile/summaries`:
+//! cluster maintenance.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -86,6 +87,37 @@ pub(super) async fn update(
         .index(resp.index)
         .pretty(q.pretty)
         .into_response())
+}
+
+/// `PUT /v1/system/gc`: collects every terminal object now. Nomad queues the collection and
+/// answers at once; Caravan answers when it is done, so what follows sees the result. The
+/// body is empty, as Nomad's.
+pub(super) async fn system_gc(
+    State(state): State<AppState>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    state
+        .operator()
+        .garbage_collect(v1::GarbageCollectRequest {
+            write: Some(q.to_write_proto()),
+        })
+        .await?;
+    Ok(axum::http::StatusCode::OK.into_response())
+}
+
+/// `PUT /v1/system/reconcile/summaries`: empty body, as Nomad's.
+pub(super) async fn reconcile_summaries(
+    State(state): State<AppState>,
+    q: Query,
+) -> Result<Response, ApiError> {
+    let resp = state
+        .operator()
+        .reconcile_job_summaries(v1::ReconcileJobSummariesRequest {
+            write: Some(q.to_write_proto()),
+        })
+        .await?
+        .into_inner();
+    Ok(crate::response::written(resp.index))
 }
 
 #[cfg(test)]

@@ -59,6 +59,24 @@ fn sorted(truncations: HashMap<String, bool>) -> BTreeMap<String, bool> {
     truncations.into_iter().collect()
 }
 
+/// Whether the caller may see the object `id` of search context `ctx`. Namespaced contexts are
+/// filtered by the server (the request's namespaces); nodes need `node:read` and node pools a
+/// pool rule, as Nomad's search skips what the token cannot read.
+fn visible(ctx: &str, id: &str) -> bool {
+    let Some(authz) = crate::authz::current() else {
+        return false;
+    };
+    let resolved = authz.resolved();
+    if resolved.is_management() {
+        return true;
+    }
+    match ctx {
+        "nodes" => resolved.acl.allow_node_read(),
+        "node_pools" => resolved.acl.allow_node_pool_operation(id, "read"),
+        _ => true,
+    }
+}
+
 pub(super) async fn prefix(
     State(state): State<AppState>,
     q: Query,
@@ -83,7 +101,14 @@ pub(super) async fn prefix(
         matches: resp
             .matches
             .into_iter()
-            .map(|m| (m.context, (!m.ids.is_empty()).then_some(m.ids)))
+            .map(|m| {
+                let ids: Vec<String> = m
+                    .ids
+                    .into_iter()
+                    .filter(|id| visible(&m.context, id))
+                    .collect();
+                (m.context, (!ids.is_empty()).then_some(ids))
+            })
             .collect(),
         next_token: String::new(),
         truncations: sorted(resp.truncations),
@@ -124,6 +149,7 @@ pub(super) async fn fuzzy(
                 let list = m
                     .matches
                     .into_iter()
+                    .filter(|f| visible(&m.context, &f.id))
                     .map(|f| FuzzyMatch {
                         id: f.id,
                         scope: f.scope,
