@@ -541,6 +541,43 @@ async fn a_following_log_stream_ends_when_its_token_is_deleted() {
     assert!(resp.text().contains("hello"), "{}", resp.text());
 }
 
+/// A blocking query does not outlive its token: it answers 403 when the token is deleted,
+/// instead of waking later with data for a token that no longer exists.
+#[tokio::test]
+async fn a_blocking_query_answers_403_when_its_token_is_deleted() {
+    let c = PgCluster::start_with(&["-acl-enabled"], &[]).await.unwrap();
+    let root = with_token(
+        &c,
+        acl_bootstrap(&c.client).await["SecretID"].as_str().unwrap(),
+    );
+    acl_policy(
+        &root,
+        "reader",
+        r#"namespace "default" { policy = "read" }"#,
+    )
+    .await;
+    let token = acl_token(&root, json!({"Type": "client", "Policies": ["reader"]})).await;
+    let reader = with_token(&c, token["SecretID"].as_str().unwrap());
+    let first = json_call(&reader, Method::GET, "/v1/jobs", &Value::Null).await;
+    expect_ok(&first);
+    let index = first.header("x-nomad-index").unwrap().to_owned();
+    let path = format!("/v1/jobs?index={index}&wait=60s");
+    let blocked =
+        tokio::spawn(async move { json_call(&reader, Method::GET, &path, &Value::Null).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!blocked.is_finished(), "the query did not block");
+    let accessor = token["AccessorID"].as_str().unwrap();
+    assert_eq!(
+        status(&root, Method::DELETE, &format!("/v1/acl/token/{accessor}")).await,
+        200
+    );
+    let resp = tokio::time::timeout(Duration::from_secs(10), blocked)
+        .await
+        .expect("the blocking query outlived its token")
+        .unwrap();
+    expect_error(&resp, 403, "Permission denied");
+}
+
 /// ACL.md §9: the parse endpoint needs a token (CVE-2022-24685); a node's secret grants node
 /// reads and nothing of a user's (CVE-2023-1782); `/v1/agent/self` needs agent:read.
 #[tokio::test]

@@ -335,43 +335,51 @@ pub fn revocation(
     state: &AppState,
     namespace: &str,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let state = state.clone();
     let namespace = namespace.to_owned();
     let authz = current();
+    let state = state.clone();
     async move {
         let Some(authz) = authz else {
             return;
         };
-        if authz.resolved.disabled {
-            return futures::future::pending().await;
+        until_revoked(state, authz, move |still| {
+            still.object_namespace(&namespace).is_ok()
+        })
+        .await;
+    }
+}
+
+/// Resolves once `authz`'s token no longer passes `allowed` (deleted, expired, or its policies
+/// narrowed), re-resolving it whenever the ACL state changes and at least every
+/// [`RECHECK_EVERY`]. Never resolves with ACLs off.
+async fn until_revoked(state: AppState, authz: Authz, allowed: impl Fn(&Authz) -> bool) {
+    if authz.resolved.disabled {
+        return futures::future::pending().await;
+    }
+    let authorizer = state.authorizer();
+    let mut changes = authorizer.changes.subscribe();
+    loop {
+        let until_expiry = match authz.resolved.expires_at {
+            0 => RECHECK_EVERY,
+            at => Duration::from_nanos(u64::try_from(at - now_nanos()).unwrap_or(0))
+                .min(RECHECK_EVERY),
+        };
+        tokio::select! {
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(until_expiry) => {}
         }
-        let authorizer = state.authorizer();
-        let mut changes = authorizer.changes.subscribe();
-        loop {
-            let until_expiry = match authz.resolved.expires_at {
-                0 => RECHECK_EVERY,
-                at => Duration::from_nanos(u64::try_from(at - now_nanos()).unwrap_or(0))
-                    .min(RECHECK_EVERY),
-            };
-            tokio::select! {
-                _ = changes.changed() => {}
-                () = tokio::time::sleep(until_expiry) => {}
-            }
-            let still = match authorizer.resolve(&state, &authz.secret).await {
-                Ok(resolved) => Authz {
-                    resolved,
-                    capability: authz.capability,
-                    secret: authz.secret.clone(),
-                }
-                .object_namespace(&namespace)
-                .is_ok(),
-                // The server being away is not a revocation; the next round tries again.
-                Err(e) if e.status == http::StatusCode::SERVICE_UNAVAILABLE => true,
-                Err(_) => false,
-            };
-            if !still {
-                return;
-            }
+        let still = match authorizer.resolve(&state, &authz.secret).await {
+            Ok(resolved) => allowed(&Authz {
+                resolved,
+                capability: authz.capability,
+                secret: authz.secret.clone(),
+            }),
+            // The server being away is not a revocation; the next round tries again.
+            Err(e) if e.status == http::StatusCode::SERVICE_UNAVAILABLE => true,
+            Err(_) => false,
+        };
+        if !still {
+            return;
         }
     }
 }
@@ -561,5 +569,25 @@ pub async fn authorize(
         secret: Arc::from(secret.as_str()),
     };
     req.extensions_mut().insert(authz.clone());
-    REQUEST_AUTHZ.scope(authz, next.run(req)).await
+    if !is_blocking_query(req.uri()) {
+        return REQUEST_AUTHZ.scope(authz.clone(), next.run(req)).await;
+    }
+    // A blocking query may wait minutes: it answers 403 as soon as its token stops granting
+    // the route, instead of serving data to a revoked token when it wakes.
+    let uri = req.uri().clone();
+    let revoked = until_revoked(state, authz.clone(), move |still| {
+        allowed(&still.resolved, capability, &uri, path_name.as_deref())
+    });
+    tokio::select! {
+        response = REQUEST_AUTHZ.scope(authz, next.run(req)) => response,
+        () = revoked => denied().into_response(),
+    }
+}
+
+/// Whether the request waits for a change (`?index=` above 0).
+fn is_blocking_query(uri: &http::Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .any(|(k, v)| k == "index" && v.parse::<u64>().is_ok_and(|i| i > 0))
+    })
 }

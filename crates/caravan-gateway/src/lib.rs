@@ -43,6 +43,7 @@ use caravan_proto::v1::node_pools_client::NodePoolsClient;
 use caravan_proto::v1::nodes_client::NodesClient;
 use caravan_proto::v1::operator_client::OperatorClient;
 use caravan_proto::v1::search_client::SearchClient;
+use caravan_proto::v1::services_client::ServicesClient;
 use caravan_proto::v1::status_client::StatusClient;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
@@ -157,6 +158,10 @@ impl AppState {
 
     pub fn namespaces(&self) -> NamespacesClient<Channel> {
         NamespacesClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn services(&self) -> ServicesClient<Channel> {
+        ServicesClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn node_pools(&self) -> NodePoolsClient<Channel> {

@@ -68,7 +68,10 @@ pub fn alloc_stub_json(
         .map_err(|e| ServerError::Internal(format!("encoding allocation stub: {e}")))
 }
 
-fn check_node_secret(snap: &Snapshot, auth: Option<&v1::NodeAuth>) -> Result<String, ServerError> {
+pub(crate) fn check_node_secret(
+    snap: &Snapshot,
+    auth: Option<&v1::NodeAuth>,
+) -> Result<String, ServerError> {
     let auth = auth.ok_or_else(|| ServerError::BadRequest("missing node ID".to_owned()))?;
     let node = snap
         .nodes()

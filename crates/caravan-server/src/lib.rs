@@ -24,6 +24,8 @@
 //! - [`gc`]: the garbage collector of terminal evaluations, allocations, deployments, dead
 //!   jobs and down nodes, periodic and forced.
 //! - [`heartbeat`]: heartbeat timers that mark silent nodes down.
+//! - [`services`]: the Services service: the built-in service catalogue (reads, agents'
+//!   registrations, deletes).
 //! - [`search`]: the Search service (prefix and fuzzy search over the snapshot).
 //! - [`periodic`]: the periodic launcher (children of periodic jobs at their cron times, the
 //!   launch record, catch-up after downtime, forced launches).
@@ -59,6 +61,7 @@ pub mod periodic;
 pub mod query;
 pub mod scheduling;
 pub mod search;
+pub mod services;
 pub mod status;
 
 use std::future::Future;
@@ -75,6 +78,7 @@ use caravan_proto::v1::node_pools_server::NodePoolsServer;
 use caravan_proto::v1::nodes_server::NodesServer;
 use caravan_proto::v1::operator_server::OperatorServer;
 use caravan_proto::v1::search_server::SearchServer;
+use caravan_proto::v1::services_server::ServicesServer;
 use caravan_proto::v1::status_server::StatusServer;
 use caravan_state::Store;
 use caravan_structs::SchedulerConfiguration;
@@ -160,6 +164,7 @@ impl Server {
             caravan_telemetry::Monitor::global().clone(),
         ));
         let namespaces = NamespacesServer::new(namespaces::NamespacesService::new(self.clone()));
+        let services = ServicesServer::new(services::ServicesService::new(self.clone()));
         let acl = AclServer::new(acl::AclService::new(self.clone()))
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tonic::service::Routes::new(nodes)
@@ -173,6 +178,7 @@ impl Server {
             .add_service(status)
             .add_service(search)
             .add_service(namespaces)
+            .add_service(services)
             .add_service(acl)
     }
 

@@ -49,6 +49,10 @@ impl Document for Allocation {
         vec![self.node_id.clone(), job_key(&self.namespace, &self.job_id)]
     }
 
+    fn cascade(txn: &mut crate::txn::Txn<'_>, key: &str, now: Option<&Self>) {
+        crate::services::alloc_written(txn, key, now);
+    }
+
     fn normalize(&mut self) {
         if let Some(job) = self.job.take() {
             self.job_version = job.version;

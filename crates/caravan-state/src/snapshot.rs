@@ -6,13 +6,13 @@ use std::sync::Arc;
 use caravan_structs::{
     AclBootstrap, AclPolicy, AclRole, AclToken, Allocation, Deployment, Evaluation, Job,
     JobScalingEvents, JobSubmission, Namespace, Node, NodePool, OneTimeToken, PeriodicLaunch,
-    SchedulerConfiguration,
+    SchedulerConfiguration, ServiceRegistration,
 };
 
 use crate::jobs::{JobVersion, job_key, job_version_key};
 use crate::node_pools::SCHEDULER_CONFIG_KEY;
 use crate::table::{Document, Row, Table};
-use crate::{allocs, deployments, evals};
+use crate::{allocs, deployments, evals, services};
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -34,6 +34,7 @@ pub struct Snapshot {
     pub(crate) acl_roles: Table<AclRole>,
     pub(crate) one_time_tokens: Table<OneTimeToken>,
     pub(crate) acl_bootstrap: Table<AclBootstrap>,
+    pub(crate) service_registrations: Table<ServiceRegistration>,
 }
 
 impl Snapshot {
@@ -237,6 +238,39 @@ impl Snapshot {
             .by(deployments::BY_JOB, &job_key(namespace, job_id))
     }
 
+    /// The service registrations, by `<namespace>/<ID>`.
+    pub fn service_registrations(&self) -> &Table<ServiceRegistration> {
+        &self.service_registrations
+    }
+
+    /// The registrations of one service, in ID order.
+    pub fn services_by_name<'a>(
+        &'a self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<ServiceRegistration>>> + use<'a> {
+        self.service_registrations
+            .by(services::BY_NAME, &job_key(namespace, name))
+    }
+
+    /// The registrations of one allocation.
+    pub fn services_by_alloc<'a>(
+        &'a self,
+        alloc_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<ServiceRegistration>>> + use<'a> {
+        self.service_registrations.by(services::BY_ALLOC, alloc_id)
+    }
+
+    /// The registrations of one job, any allocation or version.
+    pub fn services_by_job<'a>(
+        &'a self,
+        namespace: &str,
+        job_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Row<ServiceRegistration>>> + use<'a> {
+        self.service_registrations
+            .by(services::BY_JOB, &job_key(namespace, job_id))
+    }
+
     /// The newest deployment of a job (highest create index).
     pub fn latest_deployment(
         &self,
@@ -284,3 +318,4 @@ has_table!(AclToken, acl_tokens);
 has_table!(AclRole, acl_roles);
 has_table!(OneTimeToken, one_time_tokens);
 has_table!(AclBootstrap, acl_bootstrap);
+has_table!(ServiceRegistration, service_registrations);

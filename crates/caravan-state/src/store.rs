@@ -232,6 +232,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
     let acl_roles_idx = idx(TableId::AclRoles, &loaded);
     let one_time_idx = idx(TableId::OneTimeTokens, &loaded);
     let bootstrap_idx = idx(TableId::AclBootstrap, &loaded);
+    let services_idx = idx(TableId::ServiceRegistrations, &loaded);
     Ok(Snapshot {
         index: loaded.current_index,
         nodes: decode_table(&mut loaded, nodes_idx)?,
@@ -251,6 +252,7 @@ fn build_snapshot(mut loaded: Loaded) -> Result<Snapshot, StateError> {
         acl_roles: decode_table(&mut loaded, acl_roles_idx)?,
         one_time_tokens: decode_table(&mut loaded, one_time_idx)?,
         acl_bootstrap: decode_table(&mut loaded, bootstrap_idx)?,
+        service_registrations: decode_table(&mut loaded, services_idx)?,
     })
 }
 

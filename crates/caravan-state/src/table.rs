@@ -26,10 +26,11 @@ pub enum TableId {
     AclRoles,
     OneTimeTokens,
     AclBootstrap,
+    ServiceRegistrations,
 }
 
 impl TableId {
-    pub const ALL: [TableId; 17] = [
+    pub const ALL: [TableId; 18] = [
         TableId::Nodes,
         TableId::Jobs,
         TableId::JobVersions,
@@ -47,6 +48,7 @@ impl TableId {
         TableId::AclRoles,
         TableId::OneTimeTokens,
         TableId::AclBootstrap,
+        TableId::ServiceRegistrations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl TableId {
             TableId::OneTimeTokens => "acl_one_time_tokens",
             TableId::AclBootstrap => "acl_bootstrap",
             TableId::JobSubmissions => "job_submissions",
+            TableId::ServiceRegistrations => "service_registrations",
         }
     }
 
@@ -91,6 +94,7 @@ impl TableId {
             | TableId::OneTimeTokens
             | TableId::AclBootstrap => &[],
             TableId::PeriodicLaunches => &["namespace", "job_id"],
+            TableId::ServiceRegistrations => &["namespace", "service_name", "alloc_id"],
         }
     }
 }
@@ -136,6 +140,10 @@ pub trait Document: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
     }
     /// Brings the value to the form the state keeps (an allocation drops its `Job`).
     fn normalize(&mut self) {}
+    /// Changes to other tables that go with writing this row, in the same transaction (a
+    /// terminal or removed allocation takes its service registrations). `now` is `None` for a
+    /// delete.
+    fn cascade(_txn: &mut crate::txn::Txn<'_>, _key: &str, _now: Option<&Self>) {}
     /// The stored document. Differs from the wire JSON only where state keeps something the
     /// wire does not (an allocation's job version).
     fn encode(&self) -> Result<String, serde_json::Error> {

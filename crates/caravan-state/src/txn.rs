@@ -84,8 +84,9 @@ impl Txn<'_> {
             },
         });
         let index = self.index;
-        HasTable::<T>::table_mut(self.snap).insert(key, row.clone(), index);
+        HasTable::<T>::table_mut(self.snap).insert(key.clone(), row.clone(), index);
         self.snap.index = index;
+        T::cascade(self, &key, Some(&row.value));
         Ok(row)
     }
 
@@ -105,6 +106,7 @@ impl Txn<'_> {
                 op: Op::Delete,
             });
             self.snap.index = index;
+            T::cascade(self, key, None);
         }
         removed.is_some()
     }

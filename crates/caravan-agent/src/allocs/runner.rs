@@ -266,6 +266,12 @@ impl AllocRunner {
     }
 
     /// A newer version of the allocation from the server.
+    /// The latest result of each of the allocation's service checks, by check ID.
+    pub fn check_results(&self) -> BTreeMap<String, caravan_structs::CheckQueryResult> {
+        // The checks runner (the next slice of the service catalogue) fills these.
+        BTreeMap::new()
+    }
+
     pub fn update(&self, alloc: Allocation) {
         let _ = self.commands.send(Command::Update(Box::new(alloc)));
     }

@@ -3,9 +3,9 @@
 
 use caravan_proto::v1::client_allocs_server::ClientAllocs;
 use caravan_proto::v1::{
-    CollectAllAllocsRequest, CollectAllAllocsResponse, CollectAllocRequest, CollectAllocResponse,
-    ExecRequest, RestartAllocRequest, RestartAllocResponse, SignalAllocRequest,
-    SignalAllocResponse,
+    AllocChecksRequest, AllocChecksResponse, CollectAllAllocsRequest, CollectAllAllocsResponse,
+    CollectAllocRequest, CollectAllocResponse, ExecRequest, RestartAllocRequest,
+    RestartAllocResponse, SignalAllocRequest, SignalAllocResponse,
 };
 use caravan_proto::{ErrorCode, to_status};
 use tonic::{Request, Response, Status, Streaming};
@@ -83,6 +83,19 @@ impl ClientAllocs for ClientAllocsService {
         let collected = self.manager.collect_all();
         Ok(Response::new(CollectAllAllocsResponse {
             collected: u32::try_from(collected).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn alloc_checks(
+        &self,
+        request: Request<AllocChecksRequest>,
+    ) -> Result<Response<AllocChecksResponse>, Status> {
+        let req = request.into_inner();
+        let runner = self.runner(&req.alloc_id)?;
+        let results = serde_json::to_vec(&runner.check_results())
+            .map_err(|e| to_status(ErrorCode::Internal, format!("encoding check results: {e}")))?;
+        Ok(Response::new(AllocChecksResponse {
+            results_json: results.into(),
         }))
     }
 

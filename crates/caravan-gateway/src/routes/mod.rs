@@ -20,6 +20,7 @@ mod operator;
 mod periodic;
 mod scaling;
 mod search;
+mod services;
 mod status;
 
 use axum::RequestExt;
@@ -48,6 +49,7 @@ const DELETE: &[Method] = &[Method::DELETE];
 const POST: &[Method] = &[Method::POST];
 /// Endpoints Nomad serves on any method.
 const GET_PUT_POST: &[Method] = &[Method::GET, Method::PUT, Method::POST];
+const GET_PUT_POST_DELETE: &[Method] = &[Method::GET, Method::PUT, Method::POST, Method::DELETE];
 
 struct RouteTable {
     router: Router<AppState>,
@@ -215,6 +217,55 @@ fn table() -> RouteTable {
             ObjectNamespace(&["alloc-lifecycle"]),
             handler!(PUT_POST, allocs::stop),
         )
+        .route(
+            GET,
+            "/v1/allocation/{alloc_id}/services",
+            ObjectNamespace(&["read-job"]),
+            handler!(GET, services::alloc_services),
+        )
+        .route(
+            GET_PUT_POST,
+            "/v1/allocation/{alloc_id}/checks",
+            ObjectNamespace(&["read-job"]),
+            handler!(GET_PUT_POST, services::checks),
+        )
+        // The built-in service catalogue (SERVICES.md §2).
+        .route(
+            GET,
+            "/v1/services",
+            Namespace("read-job"),
+            handler!(GET, services::list),
+        )
+        .route(
+            GET,
+            "/v1/service/",
+            Namespace("read-job"),
+            handler!(GET, services::missing_name),
+        )
+        .route(
+            GET,
+            "/v1/service/{service_name}",
+            Namespace("read-job"),
+            handler!(GET, services::read),
+        )
+        .route(
+            DELETE,
+            "/v1/service/{service_name}/",
+            Namespace("submit-job"),
+            handler!(DELETE, services::missing_id),
+        )
+        .route(
+            DELETE,
+            "/v1/service/{service_name}/{service_id}",
+            Namespace("submit-job"),
+            handler!(DELETE, services::delete),
+        )
+        .route(
+            GET_PUT_POST_DELETE,
+            "/v1/service/{service_name}/{service_id}/{*rest}",
+            Namespace("read-job"),
+            handler!(GET_PUT_POST_DELETE, services::invalid_uri),
+        )
         // Deployments.
         .route(
             GET,
@@ -288,6 +339,12 @@ fn table() -> RouteTable {
             "/v1/job/{job_id}/evaluations",
             Namespace("read-job"),
             handler!(GET, jobs::evaluations),
+        )
+        .route(
+            GET,
+            "/v1/job/{job_id}/services",
+            Namespace("read-job"),
+            handler!(GET, services::job_services),
         )
         .route(
             GET,
@@ -417,6 +474,12 @@ fn table() -> RouteTable {
             "/v1/client/stats",
             NodeRead,
             handler!(GET_PUT_POST, client_stats::host_stats),
+        )
+        .route(
+            GET_PUT_POST,
+            "/v1/client/allocation/{alloc_id}/checks",
+            ObjectNamespace(&["read-job"]),
+            handler!(GET_PUT_POST, services::checks),
         )
         .route(
             GET_PUT_POST,
