@@ -417,6 +417,22 @@ pub const FIELDS: &[(&str, &str, &str, &str)] = &[
 /// Types the schemas lack: (name, its fields as `Name type, ...`, why).
 pub const TYPES: &[(&str, &str, &str)] = &[
     (
+        "ServiceRegistrationListStub",
+        "Namespace string, Services []ServiceRegistrationStub",
+        "the service list postdates the schemas",
+    ),
+    (
+        "ServiceRegistrationStub",
+        "ServiceName string, Tags []string",
+        "the service list postdates the schemas",
+    ),
+    (
+        "AllocCheckStatus",
+        "ID string, Check string, Group string, Mode string, Output string, Service string, \
+         Task string, Status string, StatusCode int, Timestamp int64",
+        "service checks postdate the schemas",
+    ),
+    (
         "NodePool",
         "Name string, Description string, Meta map[string]string, \
          SchedulerConfiguration NodePoolSchedulerConfiguration, CreateIndex uint64, \

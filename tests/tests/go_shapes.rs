@@ -31,6 +31,22 @@ const NOT_JSON: &[(&str, &str, &str)] = &[
         "the file's raw bytes",
     ),
     ("GET", "/v1/client/fs/{*rest}", "a 404 for unknown fs paths"),
+    ("GET", "/v1/service/", "a 400 for a missing service name"),
+    (
+        "DELETE",
+        "/v1/service/{service_name}/",
+        "a 400 for a missing service ID",
+    ),
+    (
+        "GET",
+        "/v1/service/{service_name}/{service_id}/{*rest}",
+        "a 400 for extra path segments",
+    ),
+    (
+        "DELETE",
+        "/v1/service/{service_name}/{service_id}",
+        "an empty body, as Nomad's (Go decodes nothing); tests/tests/services.rs deletes",
+    ),
     (
         "GET",
         "/v1/agent/monitor",
@@ -1333,6 +1349,43 @@ async fn every_response_decodes_into_the_go_api_structs() {
         "/v1/client/metadata",
         &format!("/v1/client/metadata?node_id={node}"),
         "NodeMetaResponse",
+    )
+    .await;
+    // The service catalogue and the checks the agent runs.
+    for route in [
+        "/v1/client/allocation/{alloc_id}/checks",
+        "/v1/allocation/{alloc_id}/checks",
+    ] {
+        let path = route.replace("{alloc_id}", &web_alloc);
+        s.get(client, route, &path, "map[string]AllocCheckStatus")
+            .await;
+    }
+    s.get(
+        client,
+        "/v1/allocation/{alloc_id}/services",
+        &format!("/v1/allocation/{web_alloc}/services"),
+        "[]ServiceRegistration",
+    )
+    .await;
+    s.get(
+        client,
+        "/v1/services",
+        "/v1/services?namespace=*",
+        "[]ServiceRegistrationListStub",
+    )
+    .await;
+    s.get(
+        client,
+        "/v1/service/{service_name}",
+        "/v1/service/web",
+        "[]ServiceRegistration",
+    )
+    .await;
+    s.get(
+        client,
+        "/v1/job/{job_id}/services",
+        "/v1/job/web/services",
+        "[]ServiceRegistration",
     )
     .await;
     s.call(

@@ -53,7 +53,7 @@ impl Target {
                     Some(bin) => bin.clone(),
                     None => default_caravan_bin()?,
                 };
-                let agent = DevAgent::spawn(&bin).await?;
+                let agent = DevAgent::spawn(&bin, &[]).await?;
                 Target {
                     http: agent.http,
                     rpc: Some(agent.rpc),
@@ -105,7 +105,7 @@ impl Target {
 
 /// `caravan` next to the running executable: `cargo build --release` puts both in
 /// target/release.
-fn default_caravan_bin() -> anyhow::Result<PathBuf> {
+pub fn default_caravan_bin() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
     let dir = exe.parent().unwrap_or(Path::new("."));
     let bin = dir.join(format!("caravan{}", std::env::consts::EXE_SUFFIX));
@@ -138,7 +138,8 @@ pub struct DevAgent {
 }
 
 impl DevAgent {
-    async fn spawn(bin: &Path) -> anyhow::Result<DevAgent> {
+    /// Starts `caravan agent -dev` with `extra` flags (e.g. `-acl-enabled`).
+    pub async fn spawn(bin: &Path, extra: &[&str]) -> anyhow::Result<DevAgent> {
         let dir = tempfile::Builder::new()
             .prefix("caravan-bench-")
             .tempdir()
@@ -158,6 +159,7 @@ impl DevAgent {
             // Nodes registered by the benchmark never heartbeat: a long TTL keeps the heartbeat
             // timers from marking them down (a write that would wake every waiter early).
             .args(["-min-heartbeat-ttl", "1h", "-heartbeat-grace", "1h"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

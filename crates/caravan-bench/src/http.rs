@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    /// Sent as `X-Nomad-Token` on every request when set.
+    token: Option<String>,
 }
 
 /// A response with its body read to the end.
@@ -66,7 +68,14 @@ impl Conn {
         Ok(Conn {
             sender,
             host: addr.to_string(),
+            token: None,
         })
+    }
+
+    /// Sends `token` as `X-Nomad-Token` from now on.
+    pub fn with_token(mut self, token: &str) -> Conn {
+        self.token = Some(token.to_owned());
+        self
     }
 
     /// Sends one request and reads the whole response.
@@ -87,6 +96,9 @@ impl Conn {
         }
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = &self.token {
+            builder = builder.header("x-nomad-token", token);
         }
         let request = builder
             .body(Full::new(body.unwrap_or_default()))
@@ -121,6 +133,10 @@ impl Conn {
 
     pub async fn get(&mut self, path_and_query: &str) -> anyhow::Result<Reply> {
         self.request(Method::GET, path_and_query, None, false).await
+    }
+
+    pub async fn delete(&mut self, path: &str) -> anyhow::Result<Reply> {
+        self.request(Method::DELETE, path, None, false).await
     }
 
     pub async fn post(&mut self, path: &str, body: &serde_json::Value) -> anyhow::Result<Reply> {

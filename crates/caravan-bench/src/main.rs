@@ -6,6 +6,8 @@
 //! - `wakeups`: 10,000 parked blocking queries on `GET /v1/nodes`, one write, and the
 //!   distribution of how long each query took to answer.
 //! - `reads`: `GET /v1/node/<id>` requests per second on keep-alive connections.
+//! - `acl`: `GET /v1/allocation/:id` with ACLs on against off (interleaved rounds), and how soon
+//!   a deleted token is refused on another gateway.
 //! - `periodic`: how late periodic jobs' children launch (100 jobs on a one-minute cron).
 //!
 //! Every figure printed is measured in the run that prints it. Each benchmark is bounded in
@@ -17,6 +19,7 @@
 //! benchmarks write), [`http`] (a bare HTTP/1.1 connection), [`agent`] (starting a dev agent),
 //! then one module per benchmark.
 
+mod acl;
 mod agent;
 mod http;
 mod node_doc;
@@ -53,6 +56,8 @@ enum Command {
     Wakeups(wakeups::WakeupsArgs),
     /// GET /v1/node/<id> requests per second on keep-alive connections.
     Reads(reads::ReadsArgs),
+    /// Cost of ACL enforcement on reads, and revocation latency across gateways.
+    Acl(acl::AclArgs),
     /// Lateness of periodic launches (launched - scheduled) with many jobs due at once.
     Periodic(periodic::PeriodicArgs),
 }
@@ -65,6 +70,7 @@ async fn main() -> ExitCode {
         Command::Wakeups(args) => wakeups::run(args).await,
         Command::Reads(args) => reads::run(args).await,
         Command::Periodic(args) => periodic::run(args).await,
+        Command::Acl(args) => acl::run(args).await,
     };
     let result = rows.and_then(|rows| stats::publish(&rows, cli.summary.as_deref()));
     match result {

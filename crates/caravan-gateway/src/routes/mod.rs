@@ -236,10 +236,12 @@ fn table() -> RouteTable {
             Namespace("read-job"),
             handler!(GET, services::list),
         )
+        // Malformed paths: refused before any object is reached, token or not (as Nomad's
+        // handler does before its RPC).
         .route(
             GET,
             "/v1/service/",
-            Namespace("read-job"),
+            None,
             handler!(GET, services::missing_name),
         )
         .route(
@@ -251,7 +253,7 @@ fn table() -> RouteTable {
         .route(
             DELETE,
             "/v1/service/{service_name}/",
-            Namespace("submit-job"),
+            None,
             handler!(DELETE, services::missing_id),
         )
         .route(
@@ -263,7 +265,7 @@ fn table() -> RouteTable {
         .route(
             GET_PUT_POST_DELETE,
             "/v1/service/{service_name}/{service_id}/{*rest}",
-            Namespace("read-job"),
+            None,
             handler!(GET_PUT_POST_DELETE, services::invalid_uri),
         )
         // Deployments.
