@@ -25,6 +25,7 @@ use crate::allocs::manager::AllocManager;
 use crate::allocs::reporter::Reporter;
 use crate::allocs::runner::RunnerContext;
 use crate::allocs::service::ClientAllocsService;
+use crate::allocs::services::ServiceClient;
 use crate::allocs::store::LocalState;
 use crate::config::AgentConfig;
 use crate::fingerprint::{self, FingerprintConfig};
@@ -157,6 +158,7 @@ pub async fn run(
         reporter: reporter.clone(),
         terminal: Arc::new(tokio::sync::Notify::new()),
         gc: cfg.gc,
+        services: ServiceClient::new(channel.clone(), &identity),
     });
     let exec_sessions = crate::exec::ExecSessions::new(&cfg.data_dir);
     let leftovers = exec_sessions.kill_leftovers();

@@ -179,6 +179,8 @@ impl services_server::Services for ServicesService {
     ) -> Result<Response<v1::ServiceDocsResponse>, Status> {
         let req = request.into_inner();
         let q = req.query.unwrap_or_default();
+        // Nomad answers 404 for an allocation outside the request namespace, ACLs or not.
+        let namespace = namespace_of(&q).to_owned();
         let keys = [
             WatchKey::Table(TableId::ServiceRegistrations),
             WatchKey::Row(TableId::Allocs, req.alloc_id.clone()),
@@ -187,13 +189,17 @@ impl services_server::Services for ServicesService {
             .store()
             .block(q.min_index, wait_of(&q), &keys, |snap| {
                 let index = services_index(snap);
-                let found = snap.allocs().get(&req.alloc_id).map(|alloc| {
-                    let regs: Vec<ServiceRegistration> = snap
-                        .services_by_alloc(&req.alloc_id)
-                        .map(|row| row.value.clone())
-                        .collect();
-                    (alloc.value.namespace.clone(), regs)
-                });
+                let found = snap
+                    .allocs()
+                    .get(&req.alloc_id)
+                    .filter(|alloc| alloc.value.namespace == namespace)
+                    .map(|alloc| {
+                        let regs: Vec<ServiceRegistration> = snap
+                            .services_by_alloc(&req.alloc_id)
+                            .map(|row| row.value.clone())
+                            .collect();
+                        (alloc.value.namespace.clone(), regs)
+                    });
                 ((found, index), index)
             })
             .await;

@@ -2,7 +2,9 @@
 //! them by lifecycle (prestart → main and sidecars → poststart → poststop), kills the group when
 //! a task fails or the leader dies, stops it (with the shutdown delay) when the server asks,
 //! derives `ClientStatus` and deployment health from the tasks and hands the client view to the
-//! reporter.
+//! reporter. Its hooks into the service catalogue: group services register (and checks start)
+//! before any task starts, task services follow their task's running state, and everything
+//! deregisters before the shutdown delay.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,10 +24,12 @@ use caravan_structs::{
 use futures::future::{BoxFuture, join_all};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::checks::{AllocChecks, Restarter};
 use super::dir::AllocDir;
 use super::events::{self, STATE_DEAD, STATE_RUNNING};
 use super::reporter::Reporter;
 use super::restarts::RestartTracker;
+use super::services::{AllocServices, ServiceClient, ServiceError};
 use super::store::{LocalState, SavedTask};
 use super::task::{Prepare, TaskObserver, TaskRunner, TaskSpec};
 use crate::taskenv::{DEFAULT_ENV_DENYLIST, TaskDirs, TaskEnvBuilder, host_env};
@@ -44,7 +48,13 @@ pub struct RunnerContext {
     /// Woken when an allocation turns terminal (the garbage collector looks then).
     pub terminal: Arc<tokio::sync::Notify>,
     pub gc: super::manager::GcLimits,
+    /// The servers' service catalogue.
+    pub services: ServiceClient,
 }
+
+/// How long a stop waits for the servers to drop its services before the shutdown delay; the
+/// deregistration goes on retrying after.
+const DEREGISTER_WAIT: Duration = Duration::from_secs(5);
 
 /// Errors of lifecycle requests, with Nomad's texts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,6 +138,7 @@ pub struct AllocRunner {
     tasks: Vec<Task>,
     /// The task runners (their handles, for stats).
     task_runners: Vec<Arc<TaskRunner>>,
+    checks: Arc<AllocChecks>,
 }
 
 impl AllocRunner {
@@ -159,11 +170,18 @@ impl AllocRunner {
             tracing::warn!(alloc_id = %alloc.id, error = %e, "cannot persist the allocation");
         }
         let shared_alloc = Arc::new(RwLock::new(Arc::new(alloc.clone())));
+        let services = AllocServices::new(
+            ctx.services.clone(),
+            shared_alloc.clone(),
+            ctx.node.clone(),
+            ctx.region.clone(),
+        );
         let (changes_tx, changes_rx) = mpsc::unbounded_channel();
         let observer = Arc::new(Observer {
             alloc_id: alloc.id.clone(),
             local: ctx.local.clone(),
             changes: changes_tx,
+            services: services.clone(),
         });
         let mut entries = Vec::new();
         for task in group.tasks.iter().flatten() {
@@ -212,11 +230,19 @@ impl AllocRunner {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let terminal_since = Arc::new(Mutex::new(None));
         let health = HealthTracker::new(&alloc, &group);
+        let entries = Arc::new(entries);
+        let checks = Arc::new(AllocChecks::new(Arc::new(CheckRestarter {
+            entries: entries.clone(),
+        })));
         let lp = Loop {
             ctx,
             alloc: shared_alloc,
             group,
-            entries: Arc::new(entries),
+            entries,
+            services,
+            checks: checks.clone(),
+            prerun: None,
+            prerun_done: false,
             changes: changes_rx,
             commands: cmd_rx,
             view: view_tx,
@@ -236,6 +262,7 @@ impl AllocRunner {
             terminal_since,
             tasks: group_tasks,
             task_runners,
+            checks,
         })
     }
 
@@ -265,13 +292,12 @@ impl AllocRunner {
         self.terminal_since.lock().ok().and_then(|t| *t)
     }
 
-    /// A newer version of the allocation from the server.
     /// The latest result of each of the allocation's service checks, by check ID.
     pub fn check_results(&self) -> BTreeMap<String, caravan_structs::CheckQueryResult> {
-        // The checks runner (the next slice of the service catalogue) fills these.
-        BTreeMap::new()
+        self.checks.results()
     }
 
+    /// A newer version of the allocation from the server.
     pub fn update(&self, alloc: Allocation) {
         let _ = self.commands.send(Command::Update(Box::new(alloc)));
     }
@@ -343,10 +369,13 @@ struct Observer {
     alloc_id: String,
     local: LocalState,
     changes: mpsc::UnboundedSender<()>,
+    services: Arc<AllocServices>,
 }
 
 impl TaskObserver for Observer {
     fn changed(&self, task: &str, state: &TaskState, handle: Option<&HandleState>) {
+        // Poststart / exited: the task's services follow whether it runs.
+        self.services.task_changed(task, state);
         if let Err(e) = self.local.save_task(&self.alloc_id, task, state, handle) {
             tracing::warn!(alloc_id = %self.alloc_id, task, error = %e, "cannot persist the task state");
         }
@@ -578,11 +607,35 @@ impl HealthTracker {
     }
 }
 
+/// Restarts tasks for `check_restart`: one task, or every running task for a group service.
+struct CheckRestarter {
+    entries: Arc<Vec<Entry>>,
+}
+
+impl Restarter for CheckRestarter {
+    fn restart(&self, task: Option<String>, reason: String) -> BoxFuture<'static, ()> {
+        let entries = self.entries.clone();
+        Box::pin(async move {
+            let targets = entries.iter().filter(|e| {
+                task.as_ref().is_none_or(|t| *t == e.runner.name)
+                    && e.runner.state().state == STATE_RUNNING
+            });
+            join_all(targets.map(|e| e.runner.check_restart(reason.clone()))).await;
+        })
+    }
+}
+
 struct Loop {
     ctx: RunnerContext,
     alloc: Arc<RwLock<Arc<Allocation>>>,
     group: TaskGroup,
     entries: Arc<Vec<Entry>>,
+    services: Arc<AllocServices>,
+    checks: Arc<AllocChecks>,
+    /// The group services' registration, until it answers.
+    prerun: Option<oneshot::Receiver<Result<(), ServiceError>>>,
+    /// Group services are registered and checks started: tasks may start.
+    prerun_done: bool,
     changes: mpsc::UnboundedReceiver<()>,
     commands: mpsc::UnboundedReceiver<Command>,
     view: watch::Sender<Allocation>,
@@ -654,6 +707,14 @@ impl Loop {
         let initial = self.current_alloc();
         if should_stop(&initial) {
             self.begin_stop(&initial);
+        } else {
+            // Prerun: the group's services register before any task starts.
+            let (tx, rx) = oneshot::channel();
+            let services = self.services.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(services.register_group().await);
+            });
+            self.prerun = Some(rx);
         }
         let mut recheck: Option<Instant> = None;
         loop {
@@ -665,7 +726,17 @@ impl Loop {
                     None => futures::future::pending().await,
                 }
             };
+            let prerun = async {
+                match self.prerun.as_mut() {
+                    Some(rx) => rx.await.unwrap_or(Err(ServiceError::WorkerGone)),
+                    None => futures::future::pending().await,
+                }
+            };
             tokio::select! {
+                result = prerun => {
+                    self.prerun = None;
+                    self.prerun_finished(result);
+                }
                 change = self.changes.recv() => {
                     if change.is_none() { return; }
                     // Coalesce a burst of task changes into one pass.
@@ -680,6 +751,45 @@ impl Loop {
         }
     }
 
+    /// The group services answered: start the checks and open the gates, or fail every task
+    /// as Nomad does when an allocation's prerun fails.
+    fn prerun_finished(&mut self, result: Result<(), ServiceError>) {
+        if self.stopping {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                self.prerun_done = true;
+                self.sync_checks();
+            }
+            Err(e) => {
+                let alloc_id = self.current_alloc().id.clone();
+                tracing::error!(alloc_id, error = %e, "prerun failed");
+                self.stopping = true;
+                drop(self.prekill());
+                let reason = format!("failed to setup alloc: {e}");
+                let entries = self.entries.clone();
+                tokio::spawn(async move {
+                    kill_in_order(&entries, |_| Some(events::setup_failure(&reason))).await;
+                });
+            }
+        }
+    }
+
+    fn sync_checks(&self) {
+        let alloc = self.current_alloc();
+        if let Ok(node) = self.ctx.node.read() {
+            self.checks.sync(&alloc, &node, &self.ctx.region);
+        }
+    }
+
+    /// Nomad's PreKill: checks stop (no restart after this) and every service deregisters.
+    /// The receiver resolves once the servers answered.
+    fn prekill(&self) -> oneshot::Receiver<()> {
+        self.checks.stop();
+        self.services.deregister_all()
+    }
+
     async fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Update(alloc) => {
@@ -692,6 +802,9 @@ impl Loop {
                 }
                 if should_stop(&alloc) && !self.stopping {
                     self.begin_stop(&alloc);
+                } else if !self.stopping && self.prerun_done {
+                    self.services.update();
+                    self.sync_checks();
                 }
             }
             Command::Stop => {
@@ -816,7 +929,10 @@ impl Loop {
         let group_delay =
             Duration::from_nanos(self.group.shutdown_delay.unwrap_or(0).max(0) as u64);
         let entries = self.entries.clone();
+        let deregistered = self.prekill();
         tokio::spawn(async move {
+            // Services leave the catalogue before the delay, so clients stop using them.
+            let _ = tokio::time::timeout(DEREGISTER_WAIT, deregistered).await;
             let delay = if skip_delay {
                 Duration::ZERO
             } else {
@@ -851,6 +967,7 @@ impl Loop {
         if !self.stopping {
             if let Some(i) = (0..states.len()).find(|&i| dead(i) && states[i].failed) {
                 self.stopping = true;
+                drop(self.prekill());
                 let failed = self.entries[i].runner.name.clone();
                 let entries = self.entries.clone();
                 tokio::spawn(async move {
@@ -859,13 +976,14 @@ impl Loop {
             } else if let Some(_i) = (0..states.len()).find(|&i| dead(i) && self.entries[i].leader)
             {
                 self.stopping = true;
+                drop(self.prekill());
                 let entries = self.entries.clone();
                 tokio::spawn(async move {
                     kill_in_order(&entries, |_| Some(events::leader_dead())).await;
                 });
             }
         }
-        if !self.stopping {
+        if !self.stopping && self.prerun_done {
             self.open_gates(&states);
         }
         let main: Vec<usize> = (0..states.len())
@@ -910,6 +1028,8 @@ impl Loop {
             && let Ok(mut t) = self.terminal_since.lock()
             && t.is_none()
         {
+            // Postrun: nothing of a finished allocation stays in the catalogue.
+            drop(self.prekill());
             *t = Some(Instant::now());
             self.ctx.terminal.notify_one();
         }

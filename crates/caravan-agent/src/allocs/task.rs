@@ -32,6 +32,12 @@ pub enum TaskCommand {
         signal: i32,
         done: oneshot::Sender<Result<(), String>>,
     },
+    /// Restart a running task because a check failed (`check_restart`): recorded as
+    /// `Restart Signaled` with `reason` and counted as a failure against the restart policy.
+    CheckRestart {
+        reason: String,
+        done: oneshot::Sender<Result<(), String>>,
+    },
     /// Record an event (e.g. `Waiting for shutdown delay`).
     Event(caravan_structs::TaskEvent),
 }
@@ -142,6 +148,19 @@ impl TaskRunner {
         wait.await
             .unwrap_or_else(|_| Err("Task not running".to_owned()))
     }
+
+    /// See [`TaskCommand::CheckRestart`].
+    pub async fn check_restart(&self, reason: String) -> Result<(), String> {
+        let (done, wait) = oneshot::channel();
+        self.send(TaskCommand::CheckRestart { reason, done });
+        wait.await
+            .unwrap_or_else(|_| Err("Task not running".to_owned()))
+    }
+}
+
+/// Whether a kill's reason fails the task (a setup failure of the allocation).
+fn fails(reason: &Option<caravan_structs::TaskEvent>) -> bool {
+    reason.as_ref().is_some_and(|e| e.fails_task)
 }
 
 struct Runner {
@@ -163,10 +182,13 @@ type Kill = (Option<caravan_structs::TaskEvent>, oneshot::Sender<()>);
 /// Why the wait for a running task ended.
 enum Ended {
     Exited(ExitResult),
-    /// Killed by request; the caller is told once the task is dead.
-    Killed(oneshot::Sender<()>),
+    /// Killed by request; the caller is told once the task is dead. True: the kill fails
+    /// the task.
+    Killed(oneshot::Sender<()>, bool),
     /// Restarted by request.
     Restarted,
+    /// Restarted by a failing check: a failure for the restart policy.
+    CheckRestarted,
 }
 
 impl Runner {
@@ -230,14 +252,17 @@ impl Runner {
                     return true;
                 }
                 TaskCommand::Kill { reason, done } => {
+                    let failed = fails(&reason);
                     if let Some(e) = reason {
                         self.emit(e);
                     }
-                    self.update(|s| events::set_state(s, STATE_DEAD, false));
+                    self.update(|s| events::set_state(s, STATE_DEAD, failed));
                     let _ = done.send(());
                     return false;
                 }
-                TaskCommand::Restart { done, .. } | TaskCommand::Signal { done, .. } => {
+                TaskCommand::Restart { done, .. }
+                | TaskCommand::Signal { done, .. }
+                | TaskCommand::CheckRestart { done, .. } => {
                     let _ = done.send(Err("Task not running".to_owned()));
                 }
                 TaskCommand::Event(e) => self.emit(e),
@@ -278,7 +303,11 @@ impl Runner {
                     Some(TaskCommand::Kill { reason, done }) => pending_kill = Some((reason, done)),
                     Some(TaskCommand::Event(e)) => self.emit(e),
                     Some(TaskCommand::Start) => {}
-                    Some(TaskCommand::Restart { done, .. } | TaskCommand::Signal { done, .. }) => {
+                    Some(
+                        TaskCommand::Restart { done, .. }
+                        | TaskCommand::Signal { done, .. }
+                        | TaskCommand::CheckRestart { done, .. },
+                    ) => {
                         let _ = done.send(Err("Task not running".to_owned()));
                     }
                 },
@@ -290,6 +319,7 @@ impl Runner {
                 self.update(|s| events::set_state(s, STATE_RUNNING, false));
                 self.emit(events::started());
                 if let Some((reason, done)) = pending_kill {
+                    let failed = fails(&reason);
                     if let Some(e) = reason {
                         self.emit(e);
                     }
@@ -297,7 +327,7 @@ impl Runner {
                     handle.destroy();
                     self.handle = None;
                     self.emit(events::killed(""));
-                    self.update(|s| events::set_state(s, STATE_DEAD, false));
+                    self.update(|s| events::set_state(s, STATE_DEAD, failed));
                     let _ = done.send(());
                     return Step::Stop;
                 }
@@ -310,10 +340,11 @@ impl Runner {
             Err(e) => {
                 self.emit(events::driver_failure(&e.to_string()));
                 if let Some((reason, done)) = pending_kill {
+                    let failed = fails(&reason);
                     if let Some(e) = reason {
                         self.emit(e);
                     }
-                    self.update(|s| events::set_state(s, STATE_DEAD, false));
+                    self.update(|s| events::set_state(s, STATE_DEAD, failed));
                     let _ = done.send(());
                     return Step::Stop;
                 }
@@ -341,11 +372,18 @@ impl Runner {
                         let _ = done.send(handle.signal(signal).map_err(|e| e.to_string()));
                     }
                     Some(TaskCommand::Kill { reason, done }) => {
+                        let failed = fails(&reason);
                         if let Some(e) = reason {
                             self.emit(e);
                         }
                         self.stop_task(&handle, "").await;
-                        break Ended::Killed(done);
+                        break Ended::Killed(done, failed);
+                    }
+                    Some(TaskCommand::CheckRestart { reason, done }) => {
+                        self.emit(events::restart_signaled(&reason));
+                        self.stop_task(&handle, "").await;
+                        let _ = done.send(Ok(()));
+                        break Ended::CheckRestarted;
                     }
                     Some(TaskCommand::Restart { done, .. }) => {
                         self.emit(events::restart_signaled("User requested task to restart"));
@@ -366,13 +404,19 @@ impl Runner {
                 };
                 matches!(self.decide(outcome).await, Step::Continue)
             }
-            Ended::Killed(done) => {
+            Ended::Killed(done, failed) => {
                 handle.destroy();
                 self.handle = None;
                 self.emit(events::killed(""));
-                self.update(|s| events::set_state(s, STATE_DEAD, false));
+                self.update(|s| events::set_state(s, STATE_DEAD, failed));
                 let _ = done.send(());
                 false
+            }
+            Ended::CheckRestarted => {
+                handle.destroy();
+                self.handle = None;
+                let outcome = Outcome::Exited { success: false };
+                matches!(self.decide(outcome).await, Step::Continue)
             }
             Ended::Restarted => {
                 handle.destroy();
@@ -451,10 +495,11 @@ impl Runner {
                     Some(TaskCommand::Start) => {}
                     Some(TaskCommand::Event(e)) => self.emit(e),
                     Some(TaskCommand::Kill { reason, done }) => {
+                        let failed = fails(&reason);
                         if let Some(e) = reason {
                             self.emit(e);
                         }
-                        self.update(|s| events::set_state(s, STATE_DEAD, false));
+                        self.update(|s| events::set_state(s, STATE_DEAD, failed));
                         let _ = done.send(());
                         return Step::Stop;
                     }
@@ -462,7 +507,7 @@ impl Runner {
                         let _ = done.send(Ok(()));
                         return Step::Continue;
                     }
-                    Some(TaskCommand::Signal { done, .. }) => {
+                    Some(TaskCommand::Signal { done, .. } | TaskCommand::CheckRestart { done, .. }) => {
                         let _ = done.send(Err("Task not running".to_owned()));
                     }
                 },
@@ -479,7 +524,7 @@ impl Runner {
                 TaskCommand::Kill { done, .. } => {
                     let _ = done.send(());
                 }
-                TaskCommand::Signal { done, .. } => {
+                TaskCommand::Signal { done, .. } | TaskCommand::CheckRestart { done, .. } => {
                     let _ = done.send(Err("Task not running".to_owned()));
                 }
                 TaskCommand::Restart { force: false, done } => {
