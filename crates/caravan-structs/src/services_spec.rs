@@ -97,6 +97,23 @@ pub fn consul_service_discovery_constraint() -> Constraint {
 // Raw JSON defaults
 // ---------------------------------------------------------------------------------------------
 
+/// [`fill_api_service_defaults`] for every group of a raw job. The HCL parser uses it: a
+/// `check_restart` without `grace` is Go's nil there, which the typed model cannot carry, so
+/// it gets the 1s it would get at registration.
+pub fn fill_api_job_service_defaults(job: &mut Value) {
+    let groups = job
+        .as_object_mut()
+        .and_then(|j| field_mut(j, "TaskGroups"))
+        .and_then(Value::as_array_mut);
+    for tg in groups
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        fill_api_service_defaults(tg);
+    }
+}
+
 /// The service defaults of the `api` package that need to know whether a key was sent, for one
 /// raw task group object (its services and its tasks' services).
 pub fn fill_api_service_defaults(tg: &mut Map<String, Value>) {
@@ -227,7 +244,8 @@ fn canonicalize_service(svc: &mut Service, job: &str, group: &str, task: Option<
         if check.name.is_empty() {
             check.name = format!("service: {:?} check", svc.name);
         }
-        if check.task_name.is_empty() {
+        // Nomad's API conversion drops a task-level check's own task, then fills the service's.
+        if check.task_name.is_empty() || task.is_some() {
             check.task_name.clone_from(&svc.task_name);
         }
         if check.on_update.is_empty() {

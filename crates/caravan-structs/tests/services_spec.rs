@@ -593,3 +593,15 @@ fn jobs_without_services_get_no_constraints() {
     add_implicit_constraints(&mut job);
     assert_eq!(group(&job).constraints, None);
 }
+
+#[test]
+fn task_checks_belong_to_their_task() {
+    // Nomad's API conversion drops a task-level check's own task name.
+    let job = job_with(
+        json!(null),
+        json!([{"Name": "a", "Provider": "nomad", "PortLabel": "http",
+            "Checks": [nomad_check(json!({"TaskName": "other"}))]}]),
+    );
+    assert_eq!(task_svc(&job, 0).checks.as_ref().unwrap()[0].task_name, "t");
+    job.validate().unwrap();
+}
