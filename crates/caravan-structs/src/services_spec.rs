@@ -560,9 +560,10 @@ pub fn task_service_errors(
         if !known_services.insert(format!("{}{}", svc.name, svc.port_label)) {
             errs.push(format!("service {:?} is duplicate", svc.name));
         }
-        if !svc.port_label.is_empty()
-            && !(svc.address_mode == ADDRESS_MODE_DRIVER && go_atoi(&svc.port_label).is_some())
-        {
+        // Numeric ports are fine in driver mode; every other port must be a known label.
+        let numeric_driver_port =
+            svc.address_mode == ADDRESS_MODE_DRIVER && go_atoi(&svc.port_label).is_some();
+        if !svc.port_label.is_empty() && !numeric_driver_port {
             wanted
                 .entry(svc.port_label.as_str())
                 .or_default()
