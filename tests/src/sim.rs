@@ -1037,7 +1037,12 @@ pub fn node_doc(cfg: &SimConfig, n: usize, id: &str, secret_id: &str, name: &str
         ),
         ("nomad.advertise.address", cfg.http_addr.clone()),
         ("nomad.revision", "caravan-sim".to_owned()),
-        ("nomad.version", env!("CARGO_PKG_VERSION").to_owned()),
+        (
+            "nomad.version",
+            caravan_structs::NOMAD_API_VERSION.to_owned(),
+        ),
+        ("nomad.service_discovery", "true".to_owned()),
+        ("caravan.version", env!("CARGO_PKG_VERSION").to_owned()),
         ("os.name", "debian".to_owned()),
         ("os.version", "12".to_owned()),
         ("unique.hostname", name.to_owned()),

@@ -1807,7 +1807,7 @@ async fn opaque_job_blocks_keep_go_shapes() {
             "TaskGroups[0].Disconnect.LostAfter",
         ),
         (
-            json!({"Services": [{"Name": "s", "Provider": "nomad", "Connect": {"Native": "yes"}}]}),
+            json!({"Services": [{"Name": "s", "Provider": "consul", "Connect": {"Native": "yes"}}]}),
             json!({}),
             "TaskGroups[0].Services[0].Connect.Native",
         ),
@@ -1883,7 +1883,7 @@ async fn opaque_job_blocks_keep_go_shapes() {
         json!({
             "Consul": {"Namespace": "ns"},
             "Disconnect": {"LostAfter": 60_000_000_000_i64, "Replace": true},
-            "Services": [{"Name": "s", "Provider": "nomad", "Connect": {"Native": false,
+            "Services": [{"Name": "s", "Provider": "consul", "Connect": {"Native": false,
                 "SidecarService": {"Port": "8080", "Proxy": {"Upstreams": [
                     {"DestinationName": "db", "LocalBindPort": 5432}]}},
                 "SidecarTask": {"KillTimeout": 5_000_000_000_i64, "Resources": {"CPU": 50}}}}]

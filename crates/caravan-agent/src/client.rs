@@ -141,7 +141,8 @@ pub async fn run(
         data_dir: cfg.data_dir.clone(),
         advertise_http: cfg.http_advertise.clone(),
         network_interface: cfg.network_interface.clone(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: caravan_structs::NOMAD_API_VERSION.to_owned(),
+        service_discovery: cfg.nomad_service_discovery,
         drivers: driver_probes(&drivers),
     };
     // The node is known before anything runs: restored tasks that restart need its attributes.

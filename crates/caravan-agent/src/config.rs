@@ -21,6 +21,9 @@ pub struct AgentConfig {
     /// The HTTP address that serves this node's `/v1/client/...` endpoints (`HTTPAddr`).
     pub http_advertise: String,
     pub network_interface: Option<String>,
+    /// Nomad's `client.nomad_service_discovery`: whether this node offers Nomad's native
+    /// service discovery (the `nomad.service_discovery` attribute nomad services need).
+    pub nomad_service_discovery: bool,
     /// The agent's gRPC address (fs, logs, exec, lifecycle requests from gateways).
     pub rpc_bind: std::net::SocketAddr,
     /// The address gateways use to reach `rpc_bind` (registered with the node).

@@ -300,6 +300,7 @@ fn decode_file(
     }
     let mut value = serde_json::Value::Object(job_json);
     caravan_structs::default_missing_group_counts(&mut value);
+    caravan_structs::fill_api_job_service_defaults(&mut value);
     serde_json::from_value::<Job>(value).map_err(|e| {
         JobspecError::new(vec![Diagnostic::new(
             "Invalid job",

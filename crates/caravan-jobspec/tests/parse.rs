@@ -1206,3 +1206,39 @@ job "cfg" {
         })
     );
 }
+
+#[test]
+fn check_restart_without_grace_gets_the_api_default() {
+    let j = parse_json(
+        r#"
+job "web" {
+  group "g" {
+    service {
+      name     = "api"
+      provider = "nomad"
+      check_restart {
+        limit = 2
+      }
+      check {
+        type     = "tcp"
+        port     = "http"
+        interval = "5s"
+        timeout  = "1s"
+      }
+    }
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+      }
+    }
+  }
+}
+"#,
+    );
+    let check = &j["TaskGroups"][0]["Services"][0]["Checks"][0];
+    assert_eq!(
+        check["CheckRestart"],
+        json!({"Grace": 1_000_000_000i64, "IgnoreWarnings": false, "Limit": 2})
+    );
+}

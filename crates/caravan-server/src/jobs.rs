@@ -62,6 +62,8 @@ pub fn decode_job(job_json: &[u8], namespace: &str) -> Result<Job, ServerError> 
     caravan_structs::go_shape::check_job(&job)
         .map_err(|e| ServerError::BadRequest(format!("failed to decode job: {e}")))?;
     job.canonicalize();
+    // Nomad's implied-constraints admission mutator, run before validation as Nomad does.
+    caravan_structs::add_implicit_constraints(&mut job);
     Ok(job)
 }
 

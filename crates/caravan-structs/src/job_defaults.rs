@@ -211,6 +211,7 @@ pub fn fill_api_defaults(job: &mut Value) {
             continue;
         };
         default_missing_count(tg);
+        crate::services_spec::fill_api_service_defaults(tg);
         if let Some(rp) = field_mut(tg, "ReschedulePolicy").and_then(Value::as_object_mut) {
             fill_unset(rp, &reschedule_default);
         }
@@ -287,7 +288,7 @@ fn default_missing_count(tg: &mut Map<String, Value>) {
 }
 
 /// The value of `name` in `obj`: the exact key, else one equal ignoring case.
-fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).or_else(|| {
         obj.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -295,7 +296,7 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     })
 }
 
-fn field_mut<'a>(obj: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
+pub(crate) fn field_mut<'a>(obj: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut Value> {
     let key = obj
         .keys()
         .find(|k| k.as_str() == name)
@@ -305,7 +306,7 @@ fn field_mut<'a>(obj: &'a mut Map<String, Value>, name: &str) -> Option<&'a mut 
 }
 
 /// Sets `name`, replacing a key that differs from it only in case.
-fn set_field(obj: &mut Map<String, Value>, name: &str, value: Value) {
+pub(crate) fn set_field(obj: &mut Map<String, Value>, name: &str, value: Value) {
     obj.retain(|k, _| !k.eq_ignore_ascii_case(name));
     obj.insert(name.to_owned(), value);
 }
@@ -322,7 +323,7 @@ fn fill_unset(obj: &mut Map<String, Value>, defaults: &Value) {
     }
 }
 
-trait IsEmpty {
+pub(crate) trait IsEmpty {
     fn is_empty_coll(&self) -> bool;
 }
 
@@ -339,7 +340,7 @@ impl<T> IsEmpty for Vec<T> {
 }
 
 /// Go's "empty and nil are the same" normalisation: an empty map or list becomes null.
-fn nil_empty<C: IsEmpty>(v: &mut Option<C>) {
+pub(crate) fn nil_empty<C: IsEmpty>(v: &mut Option<C>) {
     if v.as_ref().is_some_and(IsEmpty::is_empty_coll) {
         *v = None;
     }
@@ -399,6 +400,7 @@ impl Job {
         for tg in self.task_groups.iter_mut().flatten() {
             tg.canonicalize(&job_type, job_update.as_ref());
         }
+        crate::services_spec::canonicalize_services(self);
     }
 }
 
@@ -1023,8 +1025,13 @@ impl TaskGroup {
         if leaders > 1 {
             errs.push("Only one task may be marked as leader".to_owned());
         }
+        errs.extend(crate::services_spec::group_service_errors(self));
         for task in tasks {
-            let t_errs = task.validation_errors(self.ephemeral_disk.as_ref());
+            let mut t_errs = task.validation_errors(self.ephemeral_disk.as_ref());
+            t_errs.extend(crate::services_spec::task_service_errors(
+                task,
+                self.networks.as_deref(),
+            ));
             if !t_errs.is_empty() {
                 errs.push(format!(
                     "Task {} validation failed: {}",

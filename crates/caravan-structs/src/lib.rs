@@ -34,6 +34,8 @@
 //!   job's time zone) and `PeriodicLaunch`, the record of a periodic job's last launch.
 //! - [`submission`]: `JobSubmission` (a job version's source).
 //! - [`service`]: `ServiceRegistration` (the built-in service catalogue).
+//! - [`services_spec`]: the job side of services and checks: their defaults, Nomad's
+//!   validation, and the implicit constraints a group with services gets.
 //! - [`stats`]: `HostStats`, `AllocResourceUsage`, `NodeMetaResponse` (client endpoints; not
 //!   re-exported at the root).
 //! - [`resources`]: resource shapes shared by jobs, allocations and nodes (`Resources`,
@@ -88,6 +90,7 @@ pub mod resources;
 pub mod scaling;
 pub mod search;
 pub mod service;
+pub mod services_spec;
 pub mod stats;
 pub mod submission;
 pub mod time;
@@ -113,5 +116,6 @@ pub use resources::*;
 pub use scaling::*;
 pub use search::*;
 pub use service::*;
+pub use services_spec::*;
 pub use submission::*;
 pub use time::{Time, TimeParseError};

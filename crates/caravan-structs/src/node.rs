@@ -43,6 +43,11 @@ pub const MAX_RETAINED_NODE_EVENTS: usize = 10;
 
 /// The attribute whose value becomes `NodeListStub.Version`.
 pub const ATTR_NOMAD_VERSION: &str = "nomad.version";
+/// The Nomad version whose HTTP API Caravan implements, reported as `nomad.version` so that
+/// version constraints written for Nomad (and Nomad's implicit ones) hold on Caravan nodes.
+pub const NOMAD_API_VERSION: &str = "1.9.7";
+/// The attribute carrying Caravan's own version.
+pub const ATTR_CARAVAN_VERSION: &str = "caravan.version";
 /// The attribute `NodeListStub.Attributes` carries when `os=true`.
 pub const ATTR_OS_NAME: &str = "os.name";
 

@@ -64,6 +64,8 @@ pub struct ClientBlock {
     pub node_pool: Option<String>,
     pub network_interface: Option<String>,
     pub meta: Option<BTreeMap<String, String>>,
+    /// Offer Nomad's native service discovery (default true, as Nomad).
+    pub nomad_service_discovery: Option<bool>,
 }
 
 impl FileConfig {

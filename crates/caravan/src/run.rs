@@ -430,6 +430,7 @@ async fn dev(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
             .network_interface
             .clone()
             .or(file.client.network_interface.clone()),
+        nomad_service_discovery: file.client.nomad_service_discovery.unwrap_or(true),
         rpc_bind: SocketAddr::new(ip, args.agent_port.unwrap_or(0)),
         rpc_advertise: args.agent_advertise.clone().unwrap_or_default(),
         executor: executor_program()?,
@@ -506,6 +507,7 @@ async fn client(args: AgentArgs, file: FileConfig) -> anyhow::Result<()> {
             .network_interface
             .clone()
             .or(file.client.network_interface.clone()),
+        nomad_service_discovery: file.client.nomad_service_discovery.unwrap_or(true),
         rpc_bind: SocketAddr::new(ip, args.agent_port.unwrap_or(DEFAULT_AGENT_PORT)),
         rpc_advertise: args.agent_advertise.clone().unwrap_or_default(),
         executor: executor_program()?,

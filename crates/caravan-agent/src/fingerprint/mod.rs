@@ -15,7 +15,7 @@
 //! | `host.rs`    | `kernel.name`, `kernel.version`, `kernel.arch`, `os.name`, `os.version`, `os.signals`, `unique.hostname` | uname (via sysinfo / `/proc/sys/kernel`), `/etc/os-release` |
 //! | `storage.rs` | `unique.storage.volume`, `unique.storage.bytestotal`, `unique.storage.bytesfree` | statvfs of the data dir's mount (via sysinfo), `df -kP` fallback |
 //! | `network.rs` | `unique.network.ip-address`                                       | `/proc/net/route`, `/proc/net/ipv6_route`, interface addresses (sysinfo), `/sys/class/net/*/speed` |
-//! | `nomad.rs`   | `nomad.version`, `nomad.revision`, `nomad.advertise.address`      | the agent's configuration                                   |
+//! | `nomad.rs`   | `nomad.*` (version, revision, advertise address, service discovery), `caravan.version` | the agent's configuration                                   |
 //! | `drivers.rs` | `driver.<name>` and each detected driver's own attributes         | the caller's driver probes                                  |
 //!
 //! Fingerprinting is synchronous and does blocking file system reads (and, in the rare storage
@@ -50,8 +50,10 @@ pub struct FingerprintConfig {
     /// The network interface to fingerprint. `None`: the interface of the default route, falling
     /// back to the loopback interface when there is none.
     pub network_interface: Option<String>,
-    /// The agent version (`nomad.version`).
+    /// The Nomad version the agent implements (`nomad.version`).
     pub version: String,
+    /// Whether the client runs Nomad's native service discovery (`nomad.service_discovery`).
+    pub service_discovery: bool,
     /// The drivers to report, probed by the caller.
     pub drivers: Vec<DriverProbe>,
 }
@@ -231,6 +233,7 @@ mod tests {
             advertise_http: "127.0.0.1:4646".to_owned(),
             network_interface: None,
             version: "1.9.3".to_owned(),
+            service_discovery: true,
             drivers: vec![
                 DriverProbe {
                     name: "raw_exec".to_owned(),
@@ -325,6 +328,7 @@ mod tests {
         assert_eq!(text(a, "nomad.version"), "1.9.3");
         assert_eq!(text(a, "nomad.advertise.address"), "127.0.0.1:4646");
         assert!(text(a, "nomad.revision").contains("caravan"));
+        assert_eq!(text(a, "nomad.service_discovery"), "true");
     }
 
     #[test]

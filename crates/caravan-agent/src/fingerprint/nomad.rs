@@ -1,8 +1,11 @@
-//! Agent fingerprint: `nomad.version`, `nomad.revision`, `nomad.advertise.address`.
+//! Agent fingerprint: `nomad.version`, `nomad.revision`, `nomad.advertise.address`,
+//! `nomad.service_discovery` and `caravan.version`.
 //!
 //! These describe the agent rather than the machine, so they come from its configuration:
-//! the version the caller passes, the HTTP address the node advertises, and a revision naming
-//! this build (`<crate version>+caravan`, in the place where Nomad puts its git commit).
+//! the Nomad version the caller passes (the API version Caravan implements, so that Nomad's
+//! version constraints hold), the HTTP address the node advertises, whether the client offers
+//! native service discovery, a revision naming this build (`<crate version>+caravan`, in the
+//! place where Nomad puts its git commit) and Caravan's own version.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +19,7 @@ pub(crate) const REVISION: &str = concat!(env!("CARGO_PKG_VERSION"), "+caravan")
 pub(crate) struct NomadFingerprint {
     pub(crate) version: String,
     pub(crate) advertise_address: String,
+    pub(crate) service_discovery: bool,
 }
 
 impl NomadFingerprint {
@@ -36,6 +40,7 @@ impl NomadFingerprint {
         Ok(Self {
             version: version.to_owned(),
             advertise_address: advertise_address.to_owned(),
+            service_discovery: cfg.service_discovery,
         })
     }
 
@@ -45,6 +50,14 @@ impl NomadFingerprint {
         attrs.insert(
             "nomad.advertise.address".to_owned(),
             self.advertise_address.clone(),
+        );
+        attrs.insert(
+            "nomad.service_discovery".to_owned(),
+            self.service_discovery.to_string(),
+        );
+        attrs.insert(
+            caravan_structs::ATTR_CARAVAN_VERSION.to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
         );
     }
 }
@@ -61,6 +74,7 @@ mod tests {
             advertise_http: advertise.to_owned(),
             network_interface: None,
             version: version.to_owned(),
+            service_discovery: false,
             drivers: Vec::new(),
         }
     }
@@ -72,6 +86,8 @@ mod tests {
         fp.apply(&mut attrs);
         assert_eq!(attrs["nomad.version"], "1.9.3");
         assert_eq!(attrs["nomad.advertise.address"], "10.0.0.5:4646");
+        assert_eq!(attrs["nomad.service_discovery"], "false");
+        assert_eq!(attrs["caravan.version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(
             attrs["nomad.revision"],
             format!("{}+caravan", env!("CARGO_PKG_VERSION"))
