@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -213,12 +213,7 @@ async fn revocation(
     });
     let mut admin = Conn::connect(agent).await?.with_token(root);
     admin
-        .request(
-            Method::DELETE,
-            &format!("/v1/acl/token/{accessor}"),
-            None,
-            false,
-        )
+        .delete(&format!("/v1/acl/token/{accessor}"))
         .await?
         .ok()?;
     let deleted = Instant::now();
