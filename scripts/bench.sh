@@ -4,7 +4,7 @@
 # Not part of the test suite: run it by hand, on a quiet machine.
 #
 #   ./scripts/bench.sh                         # every benchmark, full size
-#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks, fs, exec, periodic, acl)
+#   ./scripts/bench.sh writes reads            # only these (writes, wakeups, reads, placements, tasks, fs, exec, periodic, acl, services)
 #   CARAVAN_BENCH_DURATION=3s CARAVAN_BENCH_WAITERS=1000 ./scripts/bench.sh   # a quick smoke run
 #   CARAVAN_BENCH_PLACEMENTS="--nodes 500 --jobs 4 --count 500" ./scripts/bench.sh placements
 #
@@ -52,15 +52,15 @@ read -r -a EXEC_ARGS <<<"${CARAVAN_BENCH_EXEC:-}"
 read -r -a PERIODIC_ARGS <<<"${CARAVAN_BENCH_PERIODIC:-}"
 
 if [[ $# -eq 0 ]]; then
-  BENCHES=(writes wakeups reads placements tasks fs exec periodic acl)
+  BENCHES=(writes wakeups reads placements tasks fs exec periodic acl services)
 else
   BENCHES=("$@")
 fi
 for bench in "${BENCHES[@]}"; do
   case "$bench" in
-  writes | wakeups | reads | placements | tasks | fs | exec | periodic | acl) ;;
+  writes | wakeups | reads | placements | tasks | fs | exec | periodic | acl | services) ;;
   *)
-    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements, tasks, fs, exec, periodic or acl)" >&2
+    echo "error: unknown benchmark '$bench' (want writes, wakeups, reads, placements, tasks, fs, exec, periodic, acl or services)" >&2
     exit 2
     ;;
   esac
@@ -225,6 +225,7 @@ for bench in "${BENCHES[@]}"; do
   exec) run_exec ;;
   periodic) run_bench periodic "${PERIODIC_ARGS[@]}" ;;
   acl) run_bench acl --connections "$CONNECTIONS" ;;
+  services) run_bench services --connections "$CONNECTIONS" --duration "$DURATION" ;;
   esac
 done
 

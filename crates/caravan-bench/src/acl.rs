@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use crate::agent::{DevAgent, default_caravan_bin, free_port};
-use crate::http::Conn;
+use crate::http::{Conn, closed_loop};
 use crate::stats::{Row, Summary, parse_duration};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -82,10 +82,17 @@ pub async fn run(args: &AclArgs) -> anyhow::Result<Vec<Row>> {
     let mut samples_off = Vec::new();
     let mut errors = 0u64;
     for _ in 0..args.rounds {
-        let (s, e) = round(on.http, &path_on, Some(&reader), args).await?;
+        let (s, e) = closed_loop(
+            on.http,
+            &path_on,
+            Some(&reader),
+            args.connections,
+            args.round,
+        )
+        .await?;
         samples_on.extend(s);
         errors += e;
-        let (s, e) = round(off.http, &path_off, None, args).await?;
+        let (s, e) = closed_loop(off.http, &path_off, None, args.connections, args.round).await?;
         samples_off.extend(s);
         errors += e;
     }
@@ -131,57 +138,6 @@ pub async fn run(args: &AclArgs) -> anyhow::Result<Vec<Row>> {
     }
     drop((on, off));
     Ok(rows)
-}
-
-/// One round of closed-loop reads on every connection; the latencies and the error count.
-async fn round(
-    addr: SocketAddr,
-    path: &str,
-    token: Option<&str>,
-    args: &AclArgs,
-) -> anyhow::Result<(Vec<Duration>, u64)> {
-    let end = Instant::now() + args.round;
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|_| {
-            let path = path.to_owned();
-            let token = token.map(str::to_owned);
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
-                let mut conn = match Conn::connect(addr).await {
-                    Ok(c) => c,
-                    Err(_) => return (latencies, 1),
-                };
-                if let Some(t) = &token {
-                    conn = conn.with_token(t);
-                }
-                while Instant::now() < end {
-                    let started = Instant::now();
-                    match conn.get(&path).await.and_then(|r| r.ok()) {
-                        Ok(_) => {
-                            let done = Instant::now();
-                            if done <= end {
-                                latencies.push(done - started);
-                            }
-                        }
-                        Err(_) => {
-                            errors += 1;
-                            break;
-                        }
-                    }
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    let mut samples = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (l, e) = task.await.context("a client task panicked")?;
-        samples.extend(l);
-        errors += e;
-    }
-    Ok((samples, errors))
 }
 
 /// One sample: a fresh token reads through `gateway` until it is refused; the time from the

@@ -4,6 +4,7 @@
 //! goes on which, so "10,000 waiters" means 10,000 sockets and "64 connections" means 64.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -143,4 +144,52 @@ impl Conn {
         let bytes = Bytes::from(serde_json::to_vec(body).context("encoding the request body")?);
         self.request(Method::POST, path, Some(bytes), false).await
     }
+}
+
+/// `connections` keep-alive connections each reading `path` in a closed loop for `duration`
+/// (with `token` when given): the latencies of the requests that finished in time, and the
+/// connections that failed.
+pub async fn closed_loop(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
+    let end = tokio::time::Instant::now() + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let path = path.to_owned();
+            let token = token.map(str::to_owned);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut conn = match Conn::connect(addr).await {
+                    Ok(c) => c,
+                    Err(_) => return (latencies, 1),
+                };
+                if let Some(t) = &token {
+                    conn = conn.with_token(t);
+                }
+                while tokio::time::Instant::now() < end {
+                    let started = tokio::time::Instant::now();
+                    if conn.get(&path).await.and_then(Reply::ok).is_err() {
+                        return (latencies, 1);
+                    }
+                    let done = tokio::time::Instant::now();
+                    if done <= end {
+                        latencies.push(done - started);
+                    }
+                }
+                (latencies, 0)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await.context("a client task panicked")?;
+        samples.extend(l);
+        errors += e;
+    }
+    Ok((samples, errors))
 }

@@ -8,6 +8,8 @@
 //! - `reads`: `GET /v1/node/<id>` requests per second on keep-alive connections.
 //! - `acl`: `GET /v1/allocation/:id` with ACLs on against off (interleaved rounds), and how soon
 //!   a deleted token is refused on another gateway.
+//! - `services`: `GET /v1/service/:name` with 10,000 instances of 100 services on 5,000
+//!   simulated nodes, and the wake-up of 1,000 blocking queries when one instance goes away.
 //! - `periodic`: how late periodic jobs' children launch (100 jobs on a one-minute cron).
 //!
 //! Every figure printed is measured in the run that prints it. Each benchmark is bounded in
@@ -25,6 +27,7 @@ mod http;
 mod node_doc;
 mod periodic;
 mod reads;
+mod services;
 mod stats;
 mod wakeups;
 mod writes;
@@ -56,6 +59,8 @@ enum Command {
     Wakeups(wakeups::WakeupsArgs),
     /// GET /v1/node/<id> requests per second on keep-alive connections.
     Reads(reads::ReadsArgs),
+    /// The service catalogue: reads and wake-ups at scale.
+    Services(services::ServicesArgs),
     /// Cost of ACL enforcement on reads, and revocation latency across gateways.
     Acl(acl::AclArgs),
     /// Lateness of periodic launches (launched - scheduled) with many jobs due at once.
@@ -71,6 +76,7 @@ async fn main() -> ExitCode {
         Command::Reads(args) => reads::run(args).await,
         Command::Periodic(args) => periodic::run(args).await,
         Command::Acl(args) => acl::run(args).await,
+        Command::Services(args) => services::run(args).await,
     };
     let result = rows.and_then(|rows| stats::publish(&rows, cli.summary.as_deref()));
     match result {
