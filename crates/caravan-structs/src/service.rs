@@ -252,12 +252,18 @@ impl CheckIdentity<'_> {
         ] {
             h.update(part.as_bytes());
         }
-        h.update(self.interval_ns.to_be_bytes());
-        h.update(self.timeout_ns.to_be_bytes());
-        for part in [self.protocol, self.path, self.method] {
+        // As Nomad's NomadCheckID: durations as little-endian int64, the flag as text, so the
+        // IDs are Nomad's own.
+        h.update(self.interval_ns.to_le_bytes());
+        h.update(self.timeout_ns.to_le_bytes());
+        let tls = if self.tls_skip_verify {
+            "true"
+        } else {
+            "false"
+        };
+        for part in [self.protocol, self.path, self.method, tls] {
             h.update(part.as_bytes());
         }
-        h.update([u8::from(self.tls_skip_verify)]);
         hex(&h.finalize())
     }
 }
@@ -349,5 +355,27 @@ mod tests {
             ..ident.clone()
         };
         assert_ne!(id, other.id());
+    }
+
+    #[test]
+    fn check_ids_are_nomads() {
+        // md5 over the same inputs laid out as Nomad's NomadCheckID writes them.
+        let ident = CheckIdentity {
+            alloc_id: "a1",
+            group: "web.g[0]",
+            task: "t",
+            name: "c",
+            check_type: "http",
+            port_label: "http",
+            on_update: "require_healthy",
+            address_mode: "host",
+            interval_ns: 1_000_000_000,
+            timeout_ns: 2_000_000_000,
+            protocol: "http",
+            path: "/health",
+            method: "GET",
+            tls_skip_verify: false,
+        };
+        assert_eq!(ident.id(), "9910a0131241e223d90187fe39ca8742");
     }
 }
