@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -203,7 +203,7 @@ async fn bootstrap(addr: SocketAddr) -> anyhow::Result<String> {
     loop {
         let reply = Conn::connect(addr)
             .await?
-            .post("/v1/acl/bootstrap", &Value::Null)
+            .request(http::Method::POST, "/v1/acl/bootstrap", None, false)
             .await?;
         if reply.status.is_success() {
             return reply.json()?["SecretID"]

@@ -34,7 +34,8 @@ impl<S: Send + Sync> OptionalFromRequest<S> for JsonObject {
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if bytes.is_empty() {
+        // Go decodes `null` into a nil pointer: the same as no body.
+        if bytes.is_empty() || is_null(&bytes) {
             return Ok(None);
         }
         parse_object(&bytes).map(Some)
@@ -82,9 +83,15 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
+fn is_null(bytes: &[u8]) -> bool {
+    bytes.trim_ascii() == b"null"
+}
+
 fn parse_object(bytes: &[u8]) -> Result<JsonObject, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(JsonObject(map)),
+        // Go decodes `null` into the zero value: every field unset.
+        Ok(Value::Null) => Ok(JsonObject(Map::new())),
         Ok(other) => Err(ApiError::bad_request(format!(
             "Request body must be a JSON object, not {}",
             json_kind(&other)
@@ -190,6 +197,15 @@ mod tests {
     async fn go_bodies_decode_with_nulls_and_any_case() {
         let got = extract(r#"{"All": null, "Groups": null, "Count": null, "x": 1}"#).await;
         assert_eq!(got.unwrap(), Promote::default());
+        // A `null` body is Go's zero value, and an optional one is "not sent".
+        assert_eq!(extract(" null ").await.unwrap(), Promote::default());
+        let req = Request::builder()
+            .body(axum::body::Body::from("null"))
+            .unwrap();
+        let optional = <JsonObject as OptionalFromRequest<()>>::from_request(req, &())
+            .await
+            .unwrap();
+        assert!(optional.is_none());
         let got = extract(r#"{"all": true, "GROUPS": ["a"], "count": 2}"#).await;
         assert_eq!(
             got.unwrap(),
