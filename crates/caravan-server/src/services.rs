@@ -159,17 +159,21 @@ impl services_server::Services for ServicesService {
                     rows.into_iter(),
                     |row| format!("{}.{}", row.value.namespace, row.value.id),
                     |row| &row.json,
-                    |row| Ok(row.value.clone()),
+                    |row| Ok(Arc::clone(row)),
                 );
                 ((page, index), index)
             })
             .await;
         let page = page?;
-        let regs = match choose {
-            Some((n, key)) => choose_services(page.items, n, key),
+        let rows = match choose {
+            Some((n, key)) => choose_services(page.items, n, key, |row| &row.value),
             None => page.items,
         };
-        let json = regs.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        // The stored JSON is the canonical document: served as it is, not encoded again.
+        let json = rows
+            .iter()
+            .map(|row| Bytes::copy_from_slice(row.json.as_bytes()))
+            .collect();
         Ok(docs(json, index, page.next_token))
     }
 

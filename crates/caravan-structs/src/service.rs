@@ -125,15 +125,18 @@ pub fn parse_choose(choose: &str) -> Result<(usize, &str), String> {
     Ok((n, key))
 }
 
-/// The first `n` registrations in the order of their hash with `key` (stable, so the same key
-/// picks the same instances while membership holds).
-pub fn choose_services(
-    regs: Vec<ServiceRegistration>,
+/// The first `n` items in the order of their registration's hash with `key` (stable, so the same
+/// key picks the same instances while membership holds).
+pub fn choose_services<T>(
+    items: Vec<T>,
     n: usize,
     key: &str,
-) -> Vec<ServiceRegistration> {
-    let mut hashed: Vec<(String, ServiceRegistration)> =
-        regs.into_iter().map(|r| (r.hash_with(key), r)).collect();
+    registration: impl Fn(&T) -> &ServiceRegistration,
+) -> Vec<T> {
+    let mut hashed: Vec<(String, T)> = items
+        .into_iter()
+        .map(|r| (registration(&r).hash_with(key), r))
+        .collect();
     hashed.sort_by(|a, b| a.0.cmp(&b.0));
     hashed.into_iter().take(n).map(|(_, r)| r).collect()
 }
@@ -299,18 +302,18 @@ mod tests {
         let regs: Vec<_> = (0..10)
             .map(|i| reg(&format!("id{i}"), "web", &[]))
             .collect();
-        let a = choose_services(regs.clone(), 3, "key");
-        let b = choose_services(regs.clone(), 3, "key");
+        let a = choose_services(regs.clone(), 3, "key", |r| r);
+        let b = choose_services(regs.clone(), 3, "key", |r| r);
         assert_eq!(a, b);
         assert_eq!(a.len(), 3);
-        assert_eq!(choose_services(regs.clone(), 99, "key").len(), 10);
+        assert_eq!(choose_services(regs.clone(), 99, "key", |r| r).len(), 10);
         // Removing an instance that was not picked keeps the pick.
         let picked: BTreeSet<_> = a.iter().map(|r| r.id.clone()).collect();
         let fewer: Vec<_> = regs
             .into_iter()
             .filter(|r| picked.contains(&r.id) || r.id != "id0" && r.id != "id1")
             .collect();
-        assert_eq!(choose_services(fewer, 3, "key"), a);
+        assert_eq!(choose_services(fewer, 3, "key", |r| r), a);
     }
 
     #[test]
