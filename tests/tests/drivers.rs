@@ -123,6 +123,11 @@ async fn raw_exec_starts_signals_and_execs_in_the_task_directory() {
         .await
         .unwrap();
     assert_eq!(exit.signal, 9);
+    // The first handle learns of the death on its own: wait for it before signalling (a
+    // signal to a process not yet reaped still succeeds).
+    tokio::time::timeout(Duration::from_secs(10), handle.wait())
+        .await
+        .unwrap();
     assert!(handle.signal(10).is_err(), "a dead task refuses signals");
 }
 
